@@ -1,0 +1,71 @@
+"""Server settings: defaults, then GUIDEPOST_* environment variables, then explicit overrides."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    """Invalid configuration; the message says which variable and how to fix it."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the server; each field is read from GUIDEPOST_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="GUIDEPOST_", extra="forbid", case_sensitive=False)
+
+    preset: str = Field("default", description="Model preset: a file name in models/ without .yaml.")
+    presets_dir: Path = Field(PROJECT_ROOT / "models", description="Folder holding the preset YAML files.")
+    prompts_dir: Path = Field(PROJECT_ROOT / "prompts", description="Folder holding the prompt templates.")
+    model_cache: Path = Field(PROJECT_ROOT / "model_cache", description="Where weights, tiny models and embeddings are cached.")
+    device: str = Field("", description="Override the preset's device: auto, cpu, cuda or cuda:N.")
+    dtype: Literal["", "auto", "float32", "bfloat16", "float16"] = Field("", description="Override the preset's dtype.")
+    torch_threads: int = Field(0, ge=0, description="Torch intra-op threads per worker; 0 lets gunicorn.conf.py decide.")
+    max_image_mb: float = Field(20.0, gt=0, description="Largest request body in MB (413 above).")
+    max_image_pixels: int = Field(64_000_000, gt=0, description="Largest decoded image in pixels (413 above).")
+    max_text_chars: int = Field(500, gt=0, description="Longest question text accepted (422 above).")
+    max_objects: int = Field(50, gt=0, description="Most client objects accepted per request (422 above).")
+    generate_timeout_s: float = Field(60.0, gt=0, description="Longest wait for the VLM before answering from the detector alone.")
+    api_keys: str = Field("", description="Comma-separated API keys; when set, requests need X-API-Key or Bearer.")
+    load_in_background: bool = Field(True, description="Load models in a thread so /healthz answers during start-up.")
+    bind: str = Field("", description="gunicorn listen address; default 0.0.0.0:$PORT (PORT defaults to 5000).")
+    workers: int = Field(1, ge=1, description="gunicorn worker processes; each loads its own copy of the models.")
+    threads: int = Field(4, ge=1, description="Request threads per worker; the VLM still runs one generation at a time.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Python log level.")
+
+    @field_validator("device")
+    @classmethod
+    def _device_known(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value and value not in ("auto", "cpu", "cuda") and not (value.startswith("cuda:") and value[5:].isdigit()):
+            raise ValueError("use auto, cpu, cuda or cuda:N")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value):
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def api_key_set(self) -> frozenset[str]:
+        """The configured API keys, empty when authentication is off."""
+        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+
+def load_settings(overrides: dict | None = None) -> Settings:
+    """Build Settings from the environment and overrides, or raise ConfigError saying how to fix it."""
+    overrides = {k.lower(): v for k, v in (overrides or {}).items()}
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = str(err["loc"][0]) if err["loc"] else "?"
+            given = err.get("input")
+            problems.append(f"GUIDEPOST_{name.upper()}={given!r}: {err['msg']}")
+        raise ConfigError("Invalid configuration:\n  " + "\n  ".join(problems)) from None

@@ -1,0 +1,81 @@
+"""Image bytes → RGB PIL image: format allow-list, size limits, EXIF orientation, mode conversion."""
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
+
+from .errors import ApiError
+
+register_heif_opener()  # phones send HEIC; pillow-heif plugs it into Image.open
+
+# Only raster formats a camera or phone produces; never PDF/EPS (EPS runs Ghostscript).
+# Phone MPO files open through the JPEG plugin; AVIF only where Pillow was built with it.
+Image.init()
+ALLOWED_FORMATS = tuple(f for f in ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", "AVIF") if f in Image.OPEN)
+
+
+def decode_image(data: bytes, *, max_pixels: int, max_side: int) -> Image.Image:
+    """Decode untrusted bytes into an RGB image whose longest side is at most max_side."""
+    if not data:
+        raise ApiError(400, "empty_image", "The image is empty (0 bytes).")
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns (then errors) on huge images; our own limit below answers 413.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+    except UnidentifiedImageError:
+        raise ApiError(415, "unsupported_image",
+                       f"Not a supported image; send one of: {', '.join(ALLOWED_FORMATS)}.") from None
+    except Image.DecompressionBombError:
+        raise _too_many_pixels(max_pixels) from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ApiError(400, "invalid_image", f"The image could not be read: {exc}.") from None
+
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise ApiError(400, "invalid_image", "The image has no pixels.")
+    if width * height > max_pixels:
+        raise _too_many_pixels(max_pixels, width, height)
+    try:
+        if image.format == "JPEG":
+            # Decode at 1/2, 1/4 or 1/8 scale when that still covers max_side: much faster for phone photos.
+            image.draft("RGB", (max_side, max_side))
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        image = to_rgb(image)
+    except Image.DecompressionBombError:
+        raise _too_many_pixels(max_pixels) from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ApiError(400, "invalid_image", f"The image is truncated or corrupt: {exc}.") from None
+    if max(image.size) > max_side:
+        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to RGB; transparency is flattened onto white, high bit depths rescaled."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        # Pillow's convert() clips these to 0..255; rescale by the true range instead.
+        pixels = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") else max(float(pixels.max()), 1.0)
+        grey = np.clip(pixels / top * 255.0, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _too_many_pixels(max_pixels: int, width: int = 0, height: int = 0) -> ApiError:
+    size = f" ({width}x{height} = {width * height:,} pixels)" if width else ""
+    return ApiError(413, "image_too_large",
+                    f"The image is too large{size}; the limit is {max_pixels:,} pixels (GUIDEPOST_MAX_IMAGE_PIXELS).")

@@ -1,0 +1,103 @@
+"""detect → assess → prompt → generate → speech, timed per stage; falls back to the detector alone."""
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from .hazards import Detection, Vocabulary
+from .prompts import PromptBook, sanitize_question
+from .speech import clean_for_speech
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SceneRequest:
+    """One decoded request: the image and the client's optional fields."""
+
+    image: Image.Image
+    text: str = ""
+    objects: list[str] | None = None  # None: run CLIP; a list: the client's labels, CLIP skipped
+    lang: str = "en"
+    task: str = "describe"
+    request_id: str = "-"
+
+
+@dataclass
+class SceneResult:
+    """What the pipeline decided and said, with per-stage timings in milliseconds."""
+
+    result: str
+    danger: bool
+    hazards: list[str]
+    objects: list[Detection]
+    objects_source: str
+    prompt: str
+    fallback: bool
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Pipeline:
+    """Runs one request through the loaded models; holds no per-request state."""
+
+    def __init__(self, detector, vlm, vocabulary: Vocabulary, prompts: PromptBook, *, max_words: int,
+                 generate_timeout_s: float, max_question_chars: int = 300):
+        self.detector = detector
+        self.vlm = vlm
+        self.vocabulary = vocabulary
+        self.prompts = prompts
+        self.max_words = max_words
+        self.generate_timeout_s = generate_timeout_s
+        self.max_question_chars = max_question_chars
+
+    def run(self, request: SceneRequest) -> SceneResult:
+        """Answer one request; a VLM failure yields a detector-only answer marked fallback."""
+        timings: dict[str, float] = {}
+        with _timed(timings, "detect"):
+            if request.objects is None:
+                detections, source = self.detector.detect(request.image), "clip"
+            else:
+                detections, source = self.vocabulary.normalise(request.objects), "client"
+        assessment = self.vocabulary.assess(detections)
+        kind = "danger" if assessment.danger else "safe"
+        values = self._template_values(detections, assessment.hazards, request)
+        prompt = self.prompts.render(request.task, request.lang, kind, **values)
+
+        fallback = False
+        with _timed(timings, "generate"):
+            try:
+                raw = self.vlm.generate(request.image, prompt, timeout_s=self.generate_timeout_s)
+                text = clean_for_speech(raw, self.max_words)
+                if not text:
+                    raise ValueError(f"the VLM returned nothing speakable ({raw[:80]!r})")
+            except Exception as exc:
+                # A hazard must never be silenced by the VLM: answer from the detector alone.
+                log.warning("request %s: generation failed, answering from the detector: %s: %s",
+                            request.request_id, type(exc).__name__, exc)
+                text, fallback = self._fallback_text(kind, values, request), True
+        return SceneResult(result=text, danger=assessment.danger, hazards=assessment.hazards, objects=detections,
+                           objects_source=source, prompt=kind, fallback=fallback, timings_ms=timings)
+
+    def _template_values(self, detections, hazards, request: SceneRequest) -> dict:
+        spoken = [self.vocabulary.spoken(d.label, request.lang) for d in detections]
+        spoken_hazards = [self.vocabulary.spoken(h, request.lang) for h in hazards]
+        return {"objects": spoken, "hazards": spoken_hazards,
+                "main_hazard": spoken_hazards[0] if spoken_hazards else "",
+                "question": sanitize_question(request.text, self.max_question_chars)}
+
+    def _fallback_text(self, kind: str, values: dict, request: SceneRequest) -> str:
+        name = "fallback_danger" if kind == "danger" else ("fallback_safe" if values["objects"] else "fallback_nothing")
+        return self.prompts.render(request.task, request.lang, name, **values)
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str):
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = round((time.perf_counter() - start) * 1000, 2)

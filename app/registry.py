@@ -1,0 +1,116 @@
+"""Builds and holds the models of one worker process, and says whether they are ready."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from .config import Settings
+from .hazards import Vocabulary
+from .pipeline import Pipeline
+from .presets import Preset, load_preset
+from .prompts import PromptBook
+
+log = logging.getLogger(__name__)
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message says what to do about it."""
+
+
+class Registry:
+    """Models for one process: created in create_app, loaded once, read by every request."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        # Cheap, pure-Python parts load at once so a bad preset or template fails start-up.
+        self.preset: Preset = load_preset(settings.presets_dir, settings.preset)
+        self.vocabulary = Vocabulary.load(settings.presets_dir / "vocabulary.yaml")
+        self.prompts = PromptBook.load(settings.prompts_dir)
+        self.state = "loading"  # loading → ready | failed
+        self.error: str | None = None
+        self.pipeline: Pipeline | None = None
+        self.device = self.dtype = None
+        self.load_seconds: float | None = None
+        self._loaded = threading.Event()
+
+    @property
+    def ready(self) -> bool:
+        """Whether every model is loaded and requests can be served."""
+        return self.state == "ready"
+
+    def start(self, background: bool) -> None:
+        """Load the models now, or in a daemon thread so the process answers /healthz meanwhile."""
+        if background:
+            threading.Thread(target=self.load, name="guidepost-model-loader", daemon=True).start()
+        else:
+            self.load()
+            if self.state == "failed":
+                raise ModelLoadError(self.error)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until loading has finished (ready or failed); True if it finished."""
+        return self._loaded.wait(timeout)
+
+    def load(self) -> None:
+        """Build the detector, the VLM and the pipeline; record ready or the error."""
+        start = time.perf_counter()
+        try:
+            self.pipeline = self._build()
+            self.state = "ready"
+            self.load_seconds = round(time.perf_counter() - start, 2)
+            log.info("preset '%s' ready in %.1f s on %s (%s)", self.preset.name, self.load_seconds,
+                     self.device, self.dtype)
+        except Exception as exc:
+            self.state, self.error = "failed", str(exc)
+            log.exception("loading preset '%s' failed", self.preset.name)
+        finally:
+            self._loaded.set()
+
+    def _build(self) -> Pipeline:
+        import torch  # imported here: the gunicorn master never touches torch
+
+        from . import tiny
+        from .detector import ClipDetector
+        from .devices import resolve_device, resolve_dtype
+        from .vlm import TorchVLM
+
+        settings, preset, cache = self.settings, self.preset, Path(self.settings.model_cache)
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
+        self.device = resolve_device(settings.device or preset.device)
+        self.dtype = resolve_dtype(settings.dtype or preset.dtype, self.device)
+
+        det_spec, vlm_spec = preset.detector, preset.vlm
+        det_ref = f"local-dir:{tiny.ensure_built('clip', cache)}" if det_spec.source == "tiny" else det_spec.arch
+        vlm_ref = str(tiny.ensure_built("vlm", cache)) if vlm_spec.source == "tiny" else vlm_spec.id
+        try:
+            log.info("loading detector %s", det_ref)
+            detector = ClipDetector.load(det_spec, det_ref, self.vocabulary, device=self.device, dtype=self.dtype,
+                                         cache_dir=cache)
+        except Exception as exc:
+            raise ModelLoadError(_download_hint("detector", det_ref, exc, cache)) from exc
+        try:
+            log.info("loading VLM %s", vlm_ref)
+            vlm = TorchVLM.load(vlm_spec, vlm_ref, device=self.device, dtype=self.dtype, cache_dir=cache)
+        except Exception as exc:
+            raise ModelLoadError(_download_hint("VLM", vlm_ref, exc, cache)) from exc
+        return Pipeline(detector, vlm, self.vocabulary, self.prompts, max_words=preset.max_words,
+                        generate_timeout_s=settings.generate_timeout_s)
+
+    def info(self) -> dict:
+        """Preset, model ids, backend and device, for /info and responses."""
+        pipeline = self.pipeline
+        return {
+            "vlm": pipeline.vlm.name if pipeline else self.preset.vlm.id,
+            "detector": pipeline.detector.name if pipeline else self.preset.detector.arch,
+            "backend": self.preset.backend,
+        }
+
+
+def _download_hint(what: str, ref: str, exc: Exception, cache: Path) -> str:
+    return (f"could not load the {what} '{ref}': {type(exc).__name__}: {exc}. If this machine cannot reach the "
+            f"Hugging Face Hub, download the weights once where it can (they land in {cache}/hf and "
+            f"{cache}/open_clip) and copy that folder here, point the preset at a local folder, or start the "
+            f"offline demo with GUIDEPOST_PRESET=tiny.")
