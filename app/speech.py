@@ -4,22 +4,23 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import emoji
+
 _SPECIAL_TOKEN = re.compile(r"<\|?[^<>\s]{1,40}\|?>")             # <end_of_utterance>, <|im_end|>, </s>
 _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")                  # [text](url) → text
-_MD_MARKUP = re.compile(r"(\*\*|__|\*|`+|~~|^#{1,6}\s*|^>\s*)", re.MULTILINE)
-_BULLET = re.compile(r"^\s*(?:[-*+•·]|\d{1,3}[.)])\s+", re.MULTILINE)
+_MD_MARKUP = re.compile(r"(\*\*|__|\*|`+|~~|^>\s*)")
+_BULLET = re.compile(r"^\s*(?:[-*+•·]|\d{1,3}[.)])\s+")
+_HEADING = re.compile(r"^\s*(?:#{1,6}|>)\s+")
 _URL = re.compile(r"https?://\S+")
 _SENTENCE_END = re.compile(r"(?<=[.!?。？！])\s+")
 
 
 def _speakable_char(ch: str) -> bool:
-    # Drop emojis and pictographs (So), joiners/variation selectors (Cf, Mn at U+FE0x) and control chars.
+    # What emoji.replace_emoji leaves: symbols (So, e.g. U+FFFD from broken bytes), format and control chars.
     category = unicodedata.category(ch)
-    if category in ("So", "Cs", "Co", "Cn") or (category == "Cf" and ch not in "\u200b"):
+    if category in ("So", "Cs", "Co", "Cn", "Cf"):
         return False
-    if category == "Cc" and ch not in "\n\t":
-        return False
-    return not ("\ufe00" <= ch <= "\ufe0f")
+    return category != "Cc" or ch in "\n\t"
 
 
 def clean_for_speech(text: str, max_words: int) -> str:
@@ -27,16 +28,32 @@ def clean_for_speech(text: str, max_words: int) -> str:
     text = _SPECIAL_TOKEN.sub(" ", text)
     text = _MD_LINK.sub(r"\1", text)
     text = _URL.sub(" ", text)
-    text = _BULLET.sub("", text)
-    text = _MD_MARKUP.sub("", text)
+    text = emoji.replace_emoji(text, replace="")
     text = "".join(ch for ch in text if _speakable_char(ch))
-    # A line break ends a sentence when the model wrote a list or a heading.
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    text = " ".join(line if line[-1] in ".!?。？！,;:" else line + "." for line in lines)
+    text = _join_lines(text)
+    text = _MD_MARKUP.sub("", text)
     text = re.sub(r"\s+", " ", text).strip()
     text = re.sub(r"\s+([.,!?;:])", r"\1", text)
     text = re.sub(r"([.!?])\1+", r"\1", text)
     return _cap_words(text, max_words)
+
+
+def _join_lines(text: str) -> str:
+    # List items and headings become sentences of their own; a sentence wrapped over lines stays one.
+    lines = []
+    for raw in text.splitlines():
+        is_item = bool(_BULLET.match(raw) or _HEADING.match(raw))
+        line = _HEADING.sub("", _BULLET.sub("", raw)).strip()
+        if line:
+            lines.append((line, is_item))
+    joined = []
+    for i, (line, is_item) in enumerate(lines):
+        following = lines[i + 1] if i + 1 < len(lines) else None
+        ends_sentence = following is None or is_item or following[1] or not following[0][0].islower()
+        if ends_sentence and line[-1] not in ".!?。？！,;:":
+            line += "."
+        joined.append(line)
+    return " ".join(joined)
 
 
 def _cap_words(text: str, max_words: int) -> str:

@@ -1,0 +1,25 @@
+"""gunicorn settings for Guidepost; every value comes from a GUIDEPOST_* variable (see app/config.py)."""
+import os
+
+from app.config import load_settings
+
+_settings = load_settings()  # fails fast, before any worker starts, on a bad GUIDEPOST_* value
+
+bind = _settings.bind or f"0.0.0.0:{os.environ.get('PORT', '5000')}"
+workers = _settings.workers
+# Threads let /healthz, /readyz and 503s answer while a generation runs; the VLM itself is serialised.
+worker_class = "gthread"
+threads = _settings.threads
+# Never load the app in the master: forking after torch ran a multi-threaded op hangs the child.
+preload_app = False
+# CPU generation can take tens of seconds; the worker heartbeat must outlast the slowest request.
+timeout = 180
+graceful_timeout = 30
+keepalive = 5
+accesslog = "-"
+errorlog = "-"
+loglevel = _settings.log_level.lower()
+
+# Share the cores among workers: 2 workers x 2 torch threads on 2 cores was 2.5x slower than x 1.
+if not _settings.torch_threads:
+    os.environ["GUIDEPOST_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))

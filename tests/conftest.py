@@ -1,0 +1,65 @@
+"""Shared fixtures: tiny models built once per session, the app loaded through the real registry."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Tests never download weights and never inherit a developer's server settings.
+os.environ["HF_HUB_OFFLINE"] = "1"
+for _name in [n for n in os.environ if n.startswith("GUIDEPOST_")]:
+    del os.environ[_name]
+
+from PIL import Image  # noqa: E402
+from skimage import data as skdata  # noqa: E402
+
+from app import create_app, tiny  # noqa: E402
+from tests.helpers import encode  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory):
+    """A model cache holding the tiny CLIP and LLaVA, built once for the whole session."""
+    cache = tmp_path_factory.mktemp("model_cache")
+    tiny.ensure_built("clip", cache)
+    tiny.ensure_built("vlm", cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def make_app(model_cache):
+    """Factory for apps on the tiny preset, loaded synchronously, with extra settings."""
+    def _make(**overrides):
+        config = {"preset": "tiny", "model_cache": str(model_cache), "load_in_background": False, **overrides}
+        app = create_app(config)
+        app.config["TESTING"] = True
+        return app
+    return _make
+
+
+@pytest.fixture(scope="session")
+def app(make_app):
+    """The tiny-preset app shared by read-only API tests."""
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def photo() -> Image.Image:
+    """A real photograph (scikit-image's astronaut, 512x512)."""
+    return Image.fromarray(skdata.astronaut())
+
+
+@pytest.fixture(scope="session")
+def street_photo() -> Image.Image:
+    """A real 4:3-ish photograph (scikit-image's coffee, 600x400)."""
+    return Image.fromarray(skdata.coffee())
+
+
+@pytest.fixture(scope="session")
+def jpeg(photo) -> bytes:
+    return encode(photo, "JPEG", quality=90)

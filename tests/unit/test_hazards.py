@@ -1,0 +1,78 @@
+"""The vocabulary file and the danger decision."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.config import PROJECT_ROOT
+from app.hazards import Detection, Vocabulary
+
+
+@pytest.fixture(scope="module")
+def vocab() -> Vocabulary:
+    return Vocabulary.load(PROJECT_ROOT / "models" / "vocabulary.yaml")
+
+
+def test_shipped_vocabulary_covers_street_and_indoor(vocab):
+    labels = {entry.label for entry in vocab.labels}
+    assert {"car", "bicycle", "motorcycle", "bus", "stairs", "curb", "hole", "pole", "traffic light",
+            "crosswalk", "door", "chair", "person", "dog"} <= labels
+    assert len(labels) >= 60
+    assert all(entry.name("ko") != entry.label for entry in vocab.labels), "every label has a Korean name"
+
+
+@pytest.mark.parametrize("sent,canonical", [
+    ("Automobile", "car"), ("motorbike", "motorcycle"), ("traffic_light", "traffic light"),
+    ("TRAFFIC-LIGHT", "traffic light"), ("pothole", "hole"), ("  Car ", "car"),
+])
+def test_client_synonyms_normalise(vocab, sent, canonical):
+    assert vocab.normalise([sent]) == [Detection(canonical, None)]
+
+
+def test_unknown_and_duplicate_client_labels(vocab):
+    result = vocab.normalise(["car", "automobile", "Spaceship", "dog"])
+    assert [d.label for d in result] == ["car", "spaceship", "dog"]
+
+
+def test_danger_when_any_hazard_present(vocab):
+    assert not vocab.assess([Detection("chair", 0.9), Detection("cup", 0.5)]).danger
+    verdict = vocab.assess([Detection("chair", 0.9), Detection("dog", 0.3)])
+    assert verdict.danger and verdict.hazards == ["dog"]
+
+
+def test_hazards_ordered_by_severity_then_score(vocab):
+    car, dog, curb = vocab.get("car"), vocab.get("dog"), vocab.get("curb")
+    assert car.severity > dog.severity
+    verdict = vocab.assess([Detection("dog", 0.6), Detection("car", 0.2), Detection("curb", 0.1)])
+    assert verdict.hazards[0] == "car"
+    assert set(verdict.hazards) == {"car", "dog", "curb"}
+    same = [d for d in vocab.labels if d.hazard and d.severity == car.severity and d.label != "car"][0]
+    tied = vocab.assess([Detection("car", 0.2), Detection(same.label, 0.7)])
+    assert tied.hazards == [same.label, "car"], "equal severity: higher score first"
+
+
+def test_unknown_labels_are_never_hazards(vocab):
+    assert not vocab.assess([Detection("spaceship", None)]).danger
+
+
+def test_spoken_names_follow_language(vocab):
+    assert vocab.spoken("automobile", "en") == "car"
+    assert vocab.spoken("car", "ko") == vocab.get("car").names["ko"]
+    assert vocab.spoken("spaceship", "ko") == "spaceship"
+
+
+def test_bad_vocabulary_files_fail_with_the_reason(tmp_path: Path):
+    clash = tmp_path / "clash.yaml"
+    clash.write_text("labels:\n- {label: car, hazard: true, severity: 3, synonyms: [vehicle]}\n"
+                     "- {label: truck, hazard: true, severity: 3, synonyms: [vehicle]}\n")
+    with pytest.raises(ValueError, match="vehicle"):
+        Vocabulary.load(clash)
+    inconsistent = tmp_path / "bad.yaml"
+    inconsistent.write_text("labels:\n- {label: car, hazard: true, severity: 0}\n")
+    with pytest.raises(ValueError, match="severity"):
+        Vocabulary.load(inconsistent)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("labels: []\n")
+    with pytest.raises(ValueError, match="no labels"):
+        Vocabulary.load(empty)
