@@ -1,6 +1,8 @@
 """Server settings: defaults, then GUIDEPOST_* environment variables, then explicit overrides."""
 from __future__ import annotations
 
+import difflib
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -60,6 +62,18 @@ class Settings(BaseSettings):
 def load_settings(overrides: dict | None = None) -> Settings:
     """Build Settings from the environment and overrides, or raise ConfigError saying how to fix it."""
     overrides = {k.lower(): v for k, v in (overrides or {}).items()}
+    known = set(Settings.model_fields)
+    unknown = [f"GUIDEPOST_{n[10:].upper()}" for n in os.environ if n.upper().startswith("GUIDEPOST_")
+               and n[10:].lower() not in known]
+    unknown += [f"'{n}' (override)" for n in overrides if n not in known]
+    if unknown:
+        hints = []
+        for name in unknown:
+            bare = name.removeprefix("GUIDEPOST_").strip("'").split("'")[0].lower()
+            close = difflib.get_close_matches(bare, known, n=1)
+            hints.append(f"{name}" + (f" (did you mean GUIDEPOST_{close[0].upper()}?)" if close else ""))
+        raise ConfigError(f"Unknown setting: {', '.join(hints)}. Known: "
+                          + ", ".join(f"GUIDEPOST_{n.upper()}" for n in sorted(known)))
     try:
         return Settings(**overrides)
     except ValidationError as exc:

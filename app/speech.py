@@ -8,7 +8,7 @@ import emoji
 
 _SPECIAL_TOKEN = re.compile(r"<\|?[^<>\s]{1,40}\|?>")             # <end_of_utterance>, <|im_end|>, </s>
 _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")                  # [text](url) → text
-_MD_MARKUP = re.compile(r"(\*\*|__|\*|`+|~~|^>\s*)")
+_MD_MARKUP = re.compile(r"(\*\*|__|\*|`+|~~)")
 _BULLET = re.compile(r"^\s*(?:[-*+•·]|\d{1,3}[.)])\s+")
 _HEADING = re.compile(r"^\s*(?:#{1,6}|>)\s+")
 _URL = re.compile(r"https?://\S+")

@@ -1,0 +1,95 @@
+"""The registry: models load once, embeddings are cached on disk, readiness gates traffic."""
+from __future__ import annotations
+
+import io
+import threading
+
+import pytest
+
+from app import create_app
+from app.config import PROJECT_ROOT
+from app.detector import clip as clip_module
+from app.registry import Registry
+
+
+def test_text_embeddings_are_cached_and_reused(make_app, model_cache, monkeypatch):
+    make_app()  # the first app of the session has already written the cache
+    cached = list((model_cache / "embeddings").glob("clip-*.pt"))
+    assert len(cached) == 1
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("text embeddings were recomputed despite the cache")
+    monkeypatch.setattr(clip_module, "_encode_vocabulary", must_not_run)
+    app = make_app()
+    assert app.extensions["guidepost"].ready
+
+
+def test_changed_vocabulary_gets_new_embeddings(make_app, model_cache, tmp_path):
+    presets = tmp_path / "models"
+    presets.mkdir()
+    (presets / "tiny.yaml").write_text((PROJECT_ROOT / "models" / "tiny.yaml").read_text())
+    (presets / "vocabulary.yaml").write_text(
+        "labels:\n- {label: car, ko: 자동차, hazard: true, severity: 3, clip: a car}\n"
+        "- {label: tree, ko: 나무, hazard: false, severity: 0, clip: a tree}\n")
+    before = set((model_cache / "embeddings").glob("*.pt"))
+    detector = make_app(presets_dir=str(presets)).extensions["guidepost"].pipeline.detector
+    assert detector.labels == ["car", "tree"] and detector.text_features.shape[0] == 2
+    assert len(set((model_cache / "embeddings").glob("*.pt")) - before) == 1
+
+
+def _offline_preset(tmp_path):
+    presets = tmp_path / "models"
+    presets.mkdir()
+    (presets / "vocabulary.yaml").write_text((PROJECT_ROOT / "models" / "vocabulary.yaml").read_text())
+    (presets / "remote.yaml").write_text(
+        "device: cpu\ndetector: {source: tiny, arch: tiny-clip}\nvlm: {id: guidepost-test/not-downloaded}\n")
+    return presets
+
+
+def test_missing_weights_fail_with_a_useful_message(model_cache, tmp_path, jpeg):
+    app = create_app({"preset": "remote", "presets_dir": str(_offline_preset(tmp_path)),
+                      "model_cache": str(model_cache), "load_in_background": True})
+    registry = app.extensions["guidepost"]
+    assert registry.wait(60)
+    client = app.test_client()
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.json["status"] == "failed"
+    assert "guidepost-test/not-downloaded" in ready.json["error"] and "GUIDEPOST_PRESET=tiny" in ready.json["error"]
+    response = client.post("/process", data={"image": (io.BytesIO(jpeg), "p.jpg")})
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert client.get("/healthz").status_code == 200
+
+
+def test_synchronous_load_failure_raises(model_cache, tmp_path):
+    from app.registry import ModelLoadError
+    with pytest.raises(ModelLoadError, match="not-downloaded"):
+        create_app({"preset": "remote", "presets_dir": str(_offline_preset(tmp_path)),
+                    "model_cache": str(model_cache), "load_in_background": False})
+
+
+def test_readyz_is_503_until_models_are_loaded(model_cache, monkeypatch, jpeg):
+    gate = threading.Event()
+    real_build = Registry._build
+
+    def gated_build(self):
+        gate.wait(30)
+        return real_build(self)
+    monkeypatch.setattr(Registry, "_build", gated_build)
+    app = create_app({"preset": "tiny", "model_cache": str(model_cache), "load_in_background": True})
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 503
+    busy = client.post("/process", data={"image": (io.BytesIO(jpeg), "p.jpg")})
+    assert busy.status_code == 503 and busy.json["error"]["code"] == "not_ready"
+    gate.set()
+    assert app.extensions["guidepost"].wait(60)
+    assert client.get("/readyz").status_code == 200
+    assert client.post("/process", data={"image": (io.BytesIO(jpeg), "p.jpg")}).status_code == 200
+
+
+def test_tiny_models_build_once(model_cache):
+    from app import tiny
+    folder = tiny.ensure_built("vlm", model_cache)
+    stamp = (folder / "model.safetensors").stat().st_mtime_ns
+    assert tiny.ensure_built("vlm", model_cache) == folder
+    assert (folder / "model.safetensors").stat().st_mtime_ns == stamp

@@ -1,0 +1,60 @@
+"""Settings: defaults, GUIDEPOST_* environment, overrides, and errors that say how to fix them."""
+from __future__ import annotations
+
+import pytest
+
+from app import ConfigError, create_app
+from app.config import load_settings
+
+
+def test_defaults():
+    settings = load_settings()
+    assert settings.preset == "default" and settings.max_image_mb == 20 and settings.api_key_set == frozenset()
+
+
+def test_environment_then_overrides(monkeypatch):
+    monkeypatch.setenv("GUIDEPOST_PRESET", "tiny")
+    monkeypatch.setenv("GUIDEPOST_MAX_IMAGE_MB", "5")
+    assert load_settings().preset == "tiny"
+    settings = load_settings({"MAX_IMAGE_MB": 2})
+    assert settings.preset == "tiny" and settings.max_image_mb == 2
+
+
+def test_invalid_value_names_the_variable(monkeypatch):
+    monkeypatch.setenv("GUIDEPOST_MAX_IMAGE_MB", "lots")
+    with pytest.raises(ConfigError, match="GUIDEPOST_MAX_IMAGE_MB='lots'"):
+        load_settings()
+
+
+@pytest.mark.parametrize("name,value,fragment", [
+    ("GUIDEPOST_DEVICE", "tpu", "use auto, cpu, cuda"),
+    ("GUIDEPOST_DTYPE", "float8", "GUIDEPOST_DTYPE"),
+    ("GUIDEPOST_WORKERS", "0", "GUIDEPOST_WORKERS"),
+])
+def test_out_of_range_values(monkeypatch, name, value, fragment):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=fragment):
+        load_settings()
+
+
+def test_misspelt_variable_suggests_the_right_one(monkeypatch):
+    monkeypatch.setenv("GUIDEPOST_PRSET", "tiny")
+    with pytest.raises(ConfigError, match="did you mean GUIDEPOST_PRESET"):
+        load_settings()
+
+
+def test_api_keys_are_split():
+    assert load_settings({"api_keys": " a, b ,,"}).api_key_set == {"a", "b"}
+
+
+def test_unknown_preset_lists_the_known_ones(model_cache):
+    with pytest.raises(ConfigError, match="unknown preset 'nope'.*tiny"):
+        create_app({"preset": "nope", "model_cache": str(model_cache), "load_in_background": False})
+
+
+def test_invalid_preset_file_names_the_field(tmp_path, model_cache):
+    from app.config import PROJECT_ROOT
+    (tmp_path / "vocabulary.yaml").write_text((PROJECT_ROOT / "models" / "vocabulary.yaml").read_text())
+    (tmp_path / "broken.yaml").write_text("detector: {arch: x, threshold: 7}\nvlm: {id: y}\n")
+    with pytest.raises(ConfigError, match="detector.threshold"):
+        create_app({"preset": "broken", "presets_dir": str(tmp_path), "model_cache": str(model_cache)})
