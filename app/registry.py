@@ -110,7 +110,7 @@ class Registry:
 
 
 def _download_hint(what: str, ref: str, exc: Exception, cache: Path) -> str:
-    return (f"could not load the {what} '{ref}': {type(exc).__name__}: {exc}. If this machine cannot reach the "
+    return (f"could not load the {what} '{ref}': {type(exc).__name__}: {str(exc).rstrip('. ')}. If this machine cannot reach the "
             f"Hugging Face Hub, download the weights once where it can (they land in {cache}/hf and "
             f"{cache}/open_clip) and copy that folder here, point the preset at a local folder, or start the "
             f"offline demo with GUIDEPOST_PRESET=tiny.")
