@@ -58,3 +58,10 @@ def test_invalid_preset_file_names_the_field(tmp_path, model_cache):
     (tmp_path / "broken.yaml").write_text("detector: {arch: x, threshold: 7}\nvlm: {id: y}\n")
     with pytest.raises(ConfigError, match="detector.threshold"):
         create_app({"preset": "broken", "presets_dir": str(tmp_path), "model_cache": str(model_cache)})
+
+
+def test_readme_documents_every_setting():
+    from app.config import PROJECT_ROOT, Settings
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    missing = [f"GUIDEPOST_{name.upper()}" for name in Settings.model_fields if f"`GUIDEPOST_{name.upper()}`" not in readme]
+    assert not missing, f"README.md does not document {missing}"
