@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 
+import click
 from flask import Flask
 
 from .config import ConfigError, load_settings
@@ -34,5 +35,9 @@ def create_app(config: dict | None = None) -> Flask:
     except (ValueError, OSError) as exc:
         raise ConfigError(str(exc)) from None
     app.extensions["guidepost"] = registry
-    registry.start(background=settings.load_in_background)
+    if click.get_current_context(silent=True) is None:
+        registry.start(background=settings.load_in_background)
+    # Under the flask CLI, commands that need models call registry.ensure_loaded(); `flask run` loads
+    # on its first request instead.
+    app.before_request(lambda: registry.start(background=True))
     return app

@@ -34,6 +34,8 @@ class Registry:
         self.device = self.dtype = None
         self.load_seconds: float | None = None
         self._loaded = threading.Event()
+        self._start_lock = threading.Lock()
+        self._started = False
 
     @property
     def ready(self) -> bool:
@@ -41,13 +43,24 @@ class Registry:
         return self.state == "ready"
 
     def start(self, background: bool) -> None:
-        """Load the models now, or in a daemon thread so the process answers /healthz meanwhile."""
+        """Load the models now, or in a daemon thread so the process answers /healthz meanwhile; once."""
+        with self._start_lock:
+            if self._started:
+                return
+            self._started = True
         if background:
             threading.Thread(target=self.load, name="guidepost-model-loader", daemon=True).start()
         else:
             self.load()
             if self.state == "failed":
                 raise ModelLoadError(self.error)
+
+    def ensure_loaded(self) -> None:
+        """Load synchronously if nobody started loading yet, else wait; raise ModelLoadError on failure."""
+        self.start(background=False)
+        self.wait()
+        if self.state == "failed":
+            raise ModelLoadError(self.error)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until loading has finished (ready or failed); True if it finished."""
