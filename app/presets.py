@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .tiny import TINY_MODELS
 
 DEFAULT_TEMPLATES = (
     "a photo of {}.",
@@ -30,6 +32,11 @@ class DetectorSpec(_Strict):
     top_k: int = Field(5, ge=1, description="most objects reported per image")
     templates: tuple[str, ...] = DEFAULT_TEMPLATES
 
+    @model_validator(mode="after")
+    def _tiny_known(self):
+        _check_tiny(self.source, self.arch)
+        return self
+
 
 class VLMSpec(_Strict):
     """The vision-language model: a Hugging Face id (or local folder) and generation defaults."""
@@ -40,6 +47,16 @@ class VLMSpec(_Strict):
     max_new_tokens: int = Field(64, ge=1, le=1024)
     processor_kwargs: dict = Field(default_factory=dict, description="extra AutoProcessor.from_pretrained arguments")
     generate_kwargs: dict = Field(default_factory=dict, description="extra generate() arguments")
+
+    @model_validator(mode="after")
+    def _tiny_known(self):
+        _check_tiny(self.source, self.id)
+        return self
+
+
+def _check_tiny(source: str, name: str) -> None:
+    if source == "tiny" and name not in TINY_MODELS:
+        raise ValueError(f"tiny model '{name}' does not exist; use one of {list(TINY_MODELS)}")
 
 
 class Preset(_Strict):

@@ -96,8 +96,9 @@ class Registry:
         self.dtype = resolve_dtype(settings.dtype or preset.dtype, self.device)
 
         det_spec, vlm_spec = preset.detector, preset.vlm
-        det_ref = f"local-dir:{tiny.ensure_built('clip', cache)}" if det_spec.source == "tiny" else det_spec.arch
-        vlm_ref = str(tiny.ensure_built("vlm", cache)) if vlm_spec.source == "tiny" else vlm_spec.id
+        # A tiny model is named by its id/arch (tiny-clip, tiny-llava...) and built locally on first use.
+        det_ref = f"local-dir:{tiny.ensure_built(det_spec.arch, cache)}" if det_spec.source == "tiny" else det_spec.arch
+        vlm_ref = str(tiny.ensure_built(vlm_spec.id, cache)) if vlm_spec.source == "tiny" else vlm_spec.id
         try:
             log.info("loading detector %s", det_ref)
             detector = ClipDetector.load(det_spec, det_ref, self.vocabulary, device=self.device, dtype=self.dtype,

@@ -21,8 +21,8 @@ from tests.helpers import encode  # noqa: E402
 def model_cache(tmp_path_factory):
     """A model cache holding the tiny CLIP and LLaVA, built once for the whole session."""
     cache = tmp_path_factory.mktemp("model_cache")
-    tiny.ensure_built("clip", cache)
-    tiny.ensure_built("vlm", cache)
+    tiny.ensure_built("tiny-clip", cache)
+    tiny.ensure_built("tiny-llava", cache)
     return cache
 
 

@@ -89,7 +89,7 @@ def test_readyz_is_503_until_models_are_loaded(model_cache, monkeypatch, jpeg):
 
 def test_tiny_models_build_once(model_cache):
     from app import tiny
-    folder = tiny.ensure_built("vlm", model_cache)
+    folder = tiny.ensure_built("tiny-llava", model_cache)
     stamp = (folder / "model.safetensors").stat().st_mtime_ns
-    assert tiny.ensure_built("vlm", model_cache) == folder
+    assert tiny.ensure_built("tiny-llava", model_cache) == folder
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
