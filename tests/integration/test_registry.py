@@ -10,6 +10,7 @@ from app import create_app
 from app.config import PROJECT_ROOT
 from app.detector import clip as clip_module
 from app.registry import Registry
+from tests.helpers import presets_dir
 
 
 def test_text_embeddings_are_cached_and_reused(make_app, model_cache, monkeypatch):
@@ -25,12 +26,9 @@ def test_text_embeddings_are_cached_and_reused(make_app, model_cache, monkeypatc
 
 
 def test_changed_vocabulary_gets_new_embeddings(make_app, model_cache, tmp_path):
-    presets = tmp_path / "models"
-    presets.mkdir()
-    (presets / "tiny.yaml").write_text((PROJECT_ROOT / "models" / "tiny.yaml").read_text())
-    (presets / "vocabulary.yaml").write_text(
+    presets = presets_dir(tmp_path / "models", tiny=(PROJECT_ROOT / "models" / "tiny.yaml").read_text(), vocabulary=(
         "labels:\n- {label: car, ko: 자동차, hazard: true, severity: 3, clip: a car}\n"
-        "- {label: tree, ko: 나무, hazard: false, severity: 0, clip: a tree}\n")
+        "- {label: tree, ko: 나무, hazard: false, severity: 0, clip: a tree}\n"))
     before = set((model_cache / "embeddings").glob("*.pt"))
     detector = make_app(presets_dir=str(presets)).extensions["guidepost"].pipeline.detector
     assert detector.labels == ["car", "tree"] and detector.text_features.shape[0] == 2
@@ -38,12 +36,8 @@ def test_changed_vocabulary_gets_new_embeddings(make_app, model_cache, tmp_path)
 
 
 def _offline_preset(tmp_path):
-    presets = tmp_path / "models"
-    presets.mkdir()
-    (presets / "vocabulary.yaml").write_text((PROJECT_ROOT / "models" / "vocabulary.yaml").read_text())
-    (presets / "remote.yaml").write_text(
-        "device: cpu\ndetector: {source: tiny, arch: tiny-clip}\nvlm: {id: guidepost-test/not-downloaded}\n")
-    return presets
+    return presets_dir(tmp_path / "models", remote=(
+        "device: cpu\ndetector: {source: tiny, arch: tiny-clip}\nvlm: {id: guidepost-test/not-downloaded}\n"))
 
 
 def test_missing_weights_fail_with_a_useful_message(model_cache, tmp_path, jpeg):

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import io
 
+import pytest
 import yaml
 
-from app import create_app
+from app import ConfigError, create_app
 from app.config import PROJECT_ROOT
+from tests.helpers import presets_dir
 
 
 def test_smolvlm_family_with_the_default_presets_settings(model_cache, tmp_path, jpeg):
@@ -15,10 +17,7 @@ def test_smolvlm_family_with_the_default_presets_settings(model_cache, tmp_path,
     default["detector"] = {"source": "tiny", "arch": "tiny-clip"}
     default["vlm"].update(source="tiny", id="tiny-idefics3")
     default["device"] = "cpu"
-    presets = tmp_path / "models"
-    presets.mkdir()
-    (presets / "smol.yaml").write_text(yaml.safe_dump(default))
-    (presets / "vocabulary.yaml").write_text((PROJECT_ROOT / "models" / "vocabulary.yaml").read_text())
+    presets = presets_dir(tmp_path / "models", smol=yaml.safe_dump(default))
 
     app = create_app({"preset": "smol", "presets_dir": str(presets), "model_cache": str(model_cache),
                       "load_in_background": False})
@@ -32,12 +31,7 @@ def test_smolvlm_family_with_the_default_presets_settings(model_cache, tmp_path,
 
 
 def test_unknown_tiny_model_is_a_config_error(tmp_path, model_cache):
-    import pytest
-
-    from app import ConfigError
-    presets = tmp_path / "models"
-    presets.mkdir()
-    (presets / "vocabulary.yaml").write_text((PROJECT_ROOT / "models" / "vocabulary.yaml").read_text())
-    (presets / "odd.yaml").write_text("detector: {source: tiny, arch: tiny-clip}\nvlm: {source: tiny, id: tiny-gpt}\n")
+    presets = presets_dir(tmp_path / "models",
+                          odd="detector: {source: tiny, arch: tiny-clip}\nvlm: {source: tiny, id: tiny-gpt}\n")
     with pytest.raises(ConfigError, match="tiny-gpt.*tiny-llava"):
         create_app({"preset": "odd", "presets_dir": str(presets), "model_cache": str(model_cache)})

@@ -5,6 +5,7 @@ import pytest
 
 from app import ConfigError, create_app
 from app.config import load_settings
+from tests.helpers import presets_dir
 
 
 def test_defaults():
@@ -53,9 +54,7 @@ def test_unknown_preset_lists_the_known_ones(model_cache):
 
 
 def test_invalid_preset_file_names_the_field(tmp_path, model_cache):
-    from app.config import PROJECT_ROOT
-    (tmp_path / "vocabulary.yaml").write_text((PROJECT_ROOT / "models" / "vocabulary.yaml").read_text())
-    (tmp_path / "broken.yaml").write_text("detector: {arch: x, threshold: 7}\nvlm: {id: y}\n")
+    presets_dir(tmp_path, broken="detector: {arch: x, threshold: 7}\nvlm: {id: y}\n")
     with pytest.raises(ConfigError, match="detector.threshold"):
         create_app({"preset": "broken", "presets_dir": str(tmp_path), "model_cache": str(model_cache)})
 
