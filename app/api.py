@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import os
 import platform
 import re
 import time
@@ -36,7 +37,7 @@ def healthz():
 def readyz():
     """Readiness: 200 once every model of this worker is loaded, 503 before (or after a failed load)."""
     registry = _registry()
-    body = {"status": registry.state, "preset": registry.preset.name}
+    body = {"status": registry.state, "preset": registry.preset.name, "worker": os.getpid()}
     if registry.error:
         body["error"] = registry.error
     if registry.ready:
@@ -84,7 +85,10 @@ def _read_fields() -> dict:
     """Pull image bytes and raw fields out of a multipart or JSON body."""
     mimetype = request.mimetype
     if mimetype == "application/json":
-        body = request.get_json(silent=True)
+        try:
+            body = request.get_json(silent=True)
+        except RecursionError:  # absurdly deep nesting; silent=True only covers ValueError
+            body = None
         if not isinstance(body, dict):
             raise ApiError(400, "invalid_json", "The body is not a JSON object.")
         image = body.get("image")

@@ -28,11 +28,15 @@ class Settings(BaseSettings):
     device: str = Field("", description="Override the preset's device: auto, cpu, cuda or cuda:N.")
     dtype: Literal["", "auto", "float32", "bfloat16", "float16"] = Field("", description="Override the preset's dtype.")
     torch_threads: int = Field(0, ge=0, description="Torch intra-op threads per worker; 0 lets gunicorn.conf.py decide.")
-    max_image_mb: float = Field(20.0, gt=0, description="Largest image in MB (413 above); a JSON body may be 4/3 of it for base64.")
+    max_image_mb: float = Field(
+        20.0, gt=0, description="Largest image in MB (413 above); a JSON body may be 4/3 of it for base64.")
     max_image_pixels: int = Field(64_000_000, gt=0, description="Largest decoded image in pixels (413 above).")
     max_text_chars: int = Field(500, gt=0, description="Longest question text accepted (422 above).")
     max_objects: int = Field(50, gt=0, description="Most client objects accepted per request (422 above).")
-    generate_timeout_s: float = Field(60.0, gt=0, description="Longest wait for a busy VLM before answering from the detector alone; also caps one generation (the text is cut short).")
+    generate_timeout_s: float = Field(
+        15.0, gt=0,
+        description="Deadline for the VLM, waiting for a busy model included: a model still busy then gives a "
+                    "detector-only answer; a generation still running then is cut short.")
     api_keys: str = Field("", description="Comma-separated API keys; when set, requests need X-API-Key or Bearer.")
     load_in_background: bool = Field(True, description="Load models in a thread so /healthz answers during start-up.")
     bind: str = Field("", description="gunicorn listen address; default 0.0.0.0:$PORT (PORT defaults to 5000).")

@@ -57,9 +57,12 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         message = exc.description or exc.name
+        limit = app.config.get("MAX_CONTENT_LENGTH")
         if exc.code == 413:
-            limit = app.config.get("MAX_CONTENT_LENGTH")
-            message = f"Request body is larger than the {limit / 2**20:g} MB limit (GUIDEPOST_MAX_IMAGE_MB)."
+            if request.content_length and limit and request.content_length > limit:
+                message = f"Request body is larger than the {limit / 2**20:.1f} MB limit (GUIDEPOST_MAX_IMAGE_MB)."
+            else:  # werkzeug's per-field and part-count limits for multipart forms
+                message = "A form field is too large or the form has too many parts; send one image and short fields."
         headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else None
         return error_response(exc.code or 500, _http_code(exc), message, headers)
 

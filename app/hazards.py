@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +43,11 @@ class Assessment:
 
 
 def _key(text: str) -> str:
-    return re.sub(r"[\s_\-]+", " ", text.strip().lower())
+    """Comparable form of a label: NFKC, casefolded, punctuation and separators folded, no leading article."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = re.sub(r"[^\w\s]|_", " ", text)  # keeps letters/digits of any script (Korean too)
+    text = re.sub(r"\s+", " ", text).strip()
+    return re.sub(r"^(?:a|an|the) ", "", text)
 
 
 class Vocabulary:
@@ -53,7 +58,7 @@ class Vocabulary:
         self.digest = digest  # changes whenever the file changes; keys the CLIP embedding cache
         self._by_key: dict[str, Label] = {}
         for entry in labels:
-            for word in (entry.label, *entry.synonyms):
+            for word in (entry.label, *entry.names.values(), *entry.synonyms):
                 key = _key(word)
                 if key in self._by_key and self._by_key[key] is not entry:
                     raise ValueError(f"vocabulary: '{word}' names both '{self._by_key[key].label}' and '{entry.label}'")
@@ -72,10 +77,12 @@ class Vocabulary:
                 if hazard != (severity > 0):
                     raise ValueError("hazards need severity 1..3 and non-hazards severity 0")
                 names = {k: v for k, v in item.items() if len(k) == 2 and isinstance(v, str)}
+                synonyms = tuple(item.get("synonyms") or ())
+                if not all(isinstance(w, str) and _key(w) for w in (item["label"], *synonyms)):
+                    raise ValueError("label and synonyms must be non-empty strings")
                 labels.append(Label(label=item["label"], hazard=hazard, severity=severity,
-                                    clip=item.get("clip") or item["label"], names=names,
-                                    synonyms=tuple(item.get("synonyms") or ())))
-            except (KeyError, TypeError, ValueError) as exc:
+                                    clip=item.get("clip") or item["label"], names=names, synonyms=synonyms))
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise ValueError(f"{path}: entry {i} ({item!r}) is invalid: {exc}") from None
         if not labels:
             raise ValueError(f"{path}: no labels; add entries under 'labels:'")
@@ -86,7 +93,7 @@ class Vocabulary:
         return self._by_key.get(_key(label))
 
     def normalise(self, objects: list[str]) -> list[Detection]:
-        """Client labels → canonical labels in client order, duplicates dropped, unknown ones kept as sent."""
+        """Client labels → canonical labels in client order; duplicates dropped, unknown ones kept in key form."""
         seen, detections = set(), []
         for raw in objects:
             entry = self.get(raw)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import warnings
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -11,6 +10,9 @@ from pillow_heif import register_heif_opener
 from .errors import ApiError
 
 register_heif_opener()  # phones send HEIC; pillow-heif plugs it into Image.open
+# Our own pixel limit (checked from the header, before decoding) replaces Pillow's global bomb check, whose
+# warning/error thresholds would contradict GUIDEPOST_MAX_IMAGE_PIXELS (and catching warnings is not thread-safe).
+Image.MAX_IMAGE_PIXELS = None
 
 # Only raster formats a camera or phone produces; never PDF/EPS (EPS runs Ghostscript).
 # Phone MPO files open through the JPEG plugin; AVIF only where Pillow was built with it.
@@ -23,15 +25,10 @@ def decode_image(data: bytes, *, max_pixels: int, max_side: int) -> Image.Image:
     if not data:
         raise ApiError(400, "empty_image", "The image is empty (0 bytes).")
     try:
-        with warnings.catch_warnings():
-            # Pillow warns (then errors) on huge images; our own limit below answers 413.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+        image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except UnidentifiedImageError:
         raise ApiError(415, "unsupported_image",
                        f"Not a supported image; send one of: {', '.join(ALLOWED_FORMATS)}.") from None
-    except Image.DecompressionBombError:
-        raise _too_many_pixels(max_pixels) from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ApiError(400, "invalid_image", f"The image could not be read: {exc}.") from None
 
@@ -47,8 +44,6 @@ def decode_image(data: bytes, *, max_pixels: int, max_side: int) -> Image.Image:
         image.load()
         image = ImageOps.exif_transpose(image)
         image = to_rgb(image)
-    except Image.DecompressionBombError:
-        raise _too_many_pixels(max_pixels) from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ApiError(400, "invalid_image", f"The image is truncated or corrupt: {exc}.") from None
     if max(image.size) > max_side:
@@ -58,16 +53,14 @@ def decode_image(data: bytes, *, max_pixels: int, max_side: int) -> Image.Image:
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """Convert any Pillow mode to RGB; transparency is flattened onto white, high bit depths rescaled."""
-    if image.mode == "RGB":
+    if image.mode == "RGB" and "transparency" not in image.info:
         return image
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        # Pillow's convert() clips these to 0..255; rescale by the true range instead.
+        # Pillow's convert() clips these to 0..255; rescale from the range the values were stored in.
         pixels = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode.startswith("I;16") else max(float(pixels.max()), 1.0)
-        grey = np.clip(pixels / top * 255.0, 0, 255).astype(np.uint8)
-        return Image.fromarray(grey, mode="L").convert("RGB")
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
+        return Image.fromarray(_to_uint8(pixels, image.mode), mode="L").convert("RGB")
+    if "transparency" in image.info and image.mode in ("P", "L", "RGB"):
+        image = image.convert("RGBA")  # a tRNS colour key is transparency too
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -75,7 +68,17 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _too_many_pixels(max_pixels: int, width: int = 0, height: int = 0) -> ApiError:
-    size = f" ({width}x{height} = {width * height:,} pixels)" if width else ""
-    return ApiError(413, "image_too_large",
-                    f"The image is too large{size}; the limit is {max_pixels:,} pixels (GUIDEPOST_MAX_IMAGE_PIXELS).")
+def _to_uint8(pixels: np.ndarray, mode: str) -> np.ndarray:
+    peak = float(pixels.max()) if pixels.size else 0.0
+    if mode.startswith("I;16"):
+        top = 65535.0
+    elif mode == "F":
+        top = 1.0 if peak <= 1.0 else peak  # float images are usually 0..1
+    else:  # 32-bit "I": 8- or 16-bit data in a wider container, rarely more
+        top = 255.0 if peak <= 255 else 65535.0 if peak <= 65535 else peak
+    return np.clip(pixels / top * 255.0, 0, 255).astype(np.uint8)
+
+
+def _too_many_pixels(max_pixels: int, width: int, height: int) -> ApiError:
+    return ApiError(413, "image_too_large", f"The image is too large ({width}x{height} = {width * height:,} pixels); "
+                                            f"the limit is {max_pixels:,} pixels (GUIDEPOST_MAX_IMAGE_PIXELS).")

@@ -45,7 +45,7 @@ class Pipeline:
     """Runs one request through the loaded models; holds no per-request state."""
 
     def __init__(self, detector, vlm, vocabulary: Vocabulary, prompts: PromptBook, *, max_words: int,
-                 generate_timeout_s: float, max_question_chars: int = 300):
+                 generate_timeout_s: float, max_question_chars: int = 500):
         self.detector = detector
         self.vlm = vlm
         self.vocabulary = vocabulary
@@ -79,6 +79,11 @@ class Pipeline:
                 log.warning("request %s: generation failed, answering from the detector: %s: %s",
                             request.request_id, type(exc).__name__, exc)
                 text, fallback = self._fallback_text(kind, values, request), True
+            else:
+                if kind == "danger" and not _mentions(text, values["main_hazard"]):
+                    # The model described the scene or answered the question without the warning: lead with it.
+                    warning = self._fallback_text(kind, values, request)
+                    text = clean_for_speech(f"{warning} {text}", self.max_words)
         return SceneResult(result=text, danger=assessment.danger, hazards=assessment.hazards, objects=detections,
                            objects_source=source, prompt=kind, fallback=fallback, timings_ms=timings)
 
@@ -91,7 +96,11 @@ class Pipeline:
 
     def _fallback_text(self, kind: str, values: dict, request: SceneRequest) -> str:
         name = "fallback_danger" if kind == "danger" else ("fallback_safe" if values["objects"] else "fallback_nothing")
-        return self.prompts.render(request.task, request.lang, name, **values)
+        return clean_for_speech(self.prompts.render(request.task, request.lang, name, **values), self.max_words)
+
+
+def _mentions(text: str, name: str) -> bool:
+    return name.casefold() in text.casefold()
 
 
 @contextmanager

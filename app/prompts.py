@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 
 import jinja2
@@ -11,13 +12,23 @@ import yaml
 REQUIRED = ("danger", "safe", "fallback_danger", "fallback_safe", "fallback_nothing")
 
 
-def sanitize_question(text: str | None, max_chars: int = 300) -> str:
-    """Make user text safe to quote inside a prompt: one line, no markup or chat tokens, no quotes."""
+# Plain-text chat formats (LLaVA-1.5, DeepSeek-VL) mark turns with "USER:" / "ASSISTANT:".
+_ROLE_MARKER = re.compile(r"\b(?:system|user|assistant|human|gpt|model)\s*:", re.IGNORECASE)
+_QUOTES = str.maketrans({c: "'" for c in '"“”„‟«»〝〞「」『』'})
+
+# Values used to render every template once at load, so a broken template fails start-up, not requests.
+_SAMPLE = {"main_hazard": "car", "hazards": ["car", "dog"], "objects": ["car", "dog", "tree"], "question": "what?"}
+
+
+def sanitize_question(text: str | None, max_chars: int = 500) -> str:
+    """Make user text safe to quote inside a prompt: one line; no chat tokens, role markers, quotes or braces."""
     if not text:
         return ""
-    text = re.sub(r"<[^>]{0,40}>", " ", text)        # chat/special tokens such as <image> or <|im_end|>
-    text = text.replace("{", "(").replace("}", ")")  # never template syntax
-    text = text.replace('"', "'").replace("“", "'").replace("”", "'")
+    text = unicodedata.normalize("NFKC", text)  # full-width quotes and letters become plain ones
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Cc", "Cs") or ch in "\n\t")
+    text = re.sub(r"<[^>]{0,40}>", " ", text)  # chat/special tokens such as <image> or <|im_end|>
+    text = _ROLE_MARKER.sub(" ", text)
+    text = text.replace("{", "(").replace("}", ")").translate(_QUOTES)
     text = re.sub(r"\s+", " ", text).strip()
     return text[:max_chars]
 
@@ -40,7 +51,14 @@ class PromptBook:
             missing = [name for name in REQUIRED if name not in data]
             if missing:
                 raise ValueError(f"{path}: missing templates {missing}; every language file needs {list(REQUIRED)}")
-            templates[(path.parent.name, path.stem)] = {k: env.from_string(str(v).strip()) for k, v in data.items()}
+            compiled = {}
+            for name, source in data.items():
+                try:
+                    compiled[name] = env.from_string(str(source).strip())
+                    compiled[name].render(**_SAMPLE)
+                except jinja2.TemplateError as exc:
+                    raise ValueError(f"{path}: template '{name}' is broken: {exc}") from None
+            templates[(path.parent.name, path.stem)] = compiled
         if not templates:
             raise ValueError(f"no prompt templates under {folder}; expected <task>/<lang>.yaml files")
         return cls(templates)

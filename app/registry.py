@@ -111,7 +111,7 @@ class Registry:
         except Exception as exc:
             raise ModelLoadError(_download_hint("VLM", vlm_ref, exc, cache)) from exc
         return Pipeline(detector, vlm, self.vocabulary, self.prompts, max_words=preset.max_words,
-                        generate_timeout_s=settings.generate_timeout_s)
+                        generate_timeout_s=settings.generate_timeout_s, max_question_chars=settings.max_text_chars)
 
     def info(self) -> dict:
         """Preset, model ids, backend and device, for /info and responses."""

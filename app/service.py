@@ -17,8 +17,8 @@ _MAX_LABEL_CHARS = 64
 def answer(fields: dict, registry: Registry, settings, request_id: str, started: float | None = None) -> dict:
     """Answer one request given its raw fields (image bytes + optional text/objects/lang/task)."""
     started = time.perf_counter() if started is None else started
-    fields = dict(fields)
-    image_bytes = fields.pop("image")
+    image_bytes = fields["image"]
+    checked = validate(fields, registry, settings)  # cheap checks first: a bad field costs no decoding
     decode_start = time.perf_counter()
     if len(image_bytes) > settings.max_image_mb * 2**20:
         raise ApiError(413, "payload_too_large",
@@ -26,19 +26,20 @@ def answer(fields: dict, registry: Registry, settings, request_id: str, started:
     image = decode_image(image_bytes, max_pixels=settings.max_image_pixels,
                          max_side=registry.preset.image_max_side)
     decode_ms = (time.perf_counter() - decode_start) * 1000
-    scene = validate(fields, registry, settings, image, request_id)
 
-    result = registry.pipeline.run(scene)
+    result = registry.pipeline.run(SceneRequest(image=image, request_id=request_id, **checked))
     timings = {"decode": round(decode_ms, 2), **result.timings_ms,
                "total": round((time.perf_counter() - started) * 1000, 2)}
     return encode(result, registry, timings, request_id)
 
 
-def validate(fields: dict, registry: Registry, settings, image, request_id: str) -> SceneRequest:
-    """Check the optional fields; any bad value is a 422 naming the field."""
+def validate(fields: dict, registry: Registry, settings) -> dict:
+    """Check the optional fields and return them as SceneRequest arguments; a bad value is a 422 naming it."""
     text = fields.get("text")
     if text is not None and not isinstance(text, str):
         raise _invalid("text", "must be a string")
+    if text and not _is_utf8(text):
+        raise _invalid("text", "is not valid Unicode text")
     text = (text or "").strip()
     if len(text) > settings.max_text_chars:
         raise _invalid("text", f"is longer than {settings.max_text_chars} characters")
@@ -50,8 +51,8 @@ def validate(fields: dict, registry: Registry, settings, image, request_id: str)
     if not isinstance(lang, str) or not registry.prompts.has(task, lang):
         raise _invalid("lang", f"must be one of {registry.prompts.languages}")
 
-    return SceneRequest(image=image, text=text, objects=_parse_objects(fields.get("objects"), settings.max_objects),
-                        lang=lang, task=task, request_id=request_id)
+    return {"text": text, "objects": _parse_objects(fields.get("objects"), settings.max_objects),
+            "lang": lang, "task": task}
 
 
 def _parse_objects(raw, max_objects: int) -> list[str] | None:
@@ -66,7 +67,18 @@ def _parse_objects(raw, max_objects: int) -> list[str] | None:
         raise _invalid("objects", f"has {len(labels)} labels; at most {max_objects} are accepted")
     if any(len(label) > _MAX_LABEL_CHARS for label in labels):
         raise _invalid("objects", f"labels must be at most {_MAX_LABEL_CHARS} characters")
+    if not all(_is_utf8(label) for label in labels):
+        raise _invalid("objects", "labels must be valid Unicode text")
     return labels or None  # an empty list says nothing was found by the client: let CLIP look
+
+
+def _is_utf8(text: str) -> bool:
+    # JSON can smuggle lone surrogates ("\udc80") that no encoder, tokenizer or response can carry.
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _invalid(field: str, problem: str) -> ApiError:

@@ -6,12 +6,14 @@ import unicodedata
 
 import emoji
 
-_SPECIAL_TOKEN = re.compile(r"<\|?[^<>\s]{1,40}\|?>")             # <end_of_utterance>, <|im_end|>, </s>
+# <end_of_utterance>, <|im_end|>, </s>; a chat-turn opener takes its role word with it.
+_SPECIAL_TOKEN = re.compile(r"<\|im_start\|>\s*\w*|<\|?[^<>\s]{1,40}\|?>")
 _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")                  # [text](url) → text
 _MD_MARKUP = re.compile(r"(\*\*|__|\*|`+|~~)")
 _BULLET = re.compile(r"^\s*(?:[-*+•·]|\d{1,3}[.)])\s+")
 _HEADING = re.compile(r"^\s*(?:#{1,6}|>)\s+")
 _URL = re.compile(r"https?://\S+")
+_SPOKEN_SYMBOLS = "°℃℉"  # symbols a TTS engine reads aloud ("20 degrees")
 _SENTENCE_END = re.compile(r"(?<=[.!?。？！])\s+")
 
 
@@ -19,7 +21,8 @@ def _speakable_char(ch: str) -> bool:
     # What emoji.replace_emoji leaves: symbols (So, e.g. U+FFFD from broken bytes), format and control chars.
     category = unicodedata.category(ch)
     if category in ("So", "Cs", "Co", "Cn", "Cf"):
-        return False
+        return ch in _SPOKEN_SYMBOLS
+
     return category != "Cc" or ch in "\n\t"
 
 

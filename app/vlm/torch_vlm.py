@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 import torch
@@ -42,11 +43,15 @@ class TorchVLM:
         return cls(model, processor, spec, device, dtype, name=spec.id)
 
     def generate(self, image: Image.Image, prompt: str, *, timeout_s: float, max_new_tokens: int | None = None) -> str:
-        """Greedy answer to prompt about image; raises GenerationTimeout when the model stays busy."""
+        """Greedy answer within timeout_s (waiting for the model included); GenerationTimeout if it stays busy."""
+        deadline = time.monotonic() + timeout_s
         if not self._lock.acquire(timeout=timeout_s):
             raise GenerationTimeout(f"the VLM stayed busy for {timeout_s:g} s")
         try:
-            return self._generate(image, prompt, timeout_s, max_new_tokens or self.spec.max_new_tokens)
+            remaining = deadline - time.monotonic()
+            if remaining < 0.05 * timeout_s:
+                raise GenerationTimeout(f"no time left to generate within {timeout_s:g} s")
+            return self._generate(image, prompt, remaining, max_new_tokens or self.spec.max_new_tokens)
         finally:
             self._lock.release()
 

@@ -38,16 +38,18 @@ def server(model_cache, tmp_path_factory):
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
-        ready = 0
+        ready_workers = set()
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                # Both workers must be ready: count consecutive 200s across fresh connections.
-                ready = ready + 1 if requests.get(f"{base}/readyz", timeout=2).status_code == 200 else 0
-                if ready >= 6:
+                # Each worker loads its own models: wait until both have answered "ready".
+                response = requests.get(f"{base}/readyz", timeout=2)
+                if response.status_code == 200:
+                    ready_workers.add(response.json()["worker"])
+                if len(ready_workers) == 2:
                     break
             except requests.ConnectionError:
                 pass
-            time.sleep(0.25)
+            time.sleep(0.1)
         else:
             pytest.fail(f"gunicorn did not become ready:\n{log.read_text()[-3000:]}")
         yield base, proc, log

@@ -17,6 +17,15 @@ class ExplodingVLM:
         raise RuntimeError("CUDA out of memory /secret/path")
 
 
+class ChattyVLM:
+    """A VLM that answers the question and forgets the hazard."""
+
+    name = "chatty"
+
+    def generate(self, image, prompt, *, timeout_s, max_new_tokens=None):
+        return "The sky is **blue** today. Have a nice walk!"
+
+
 class SilentVLM:
     """A VLM that returns only special tokens and symbols: nothing to speak."""
 
@@ -59,6 +68,15 @@ def test_safe_fallback_lists_what_was_seen(client, pipeline, monkeypatch, jpeg):
     body = post(client, jpeg, objects="chair, cup").json
     assert body["fallback"] is True and body["danger"] is False
     assert "chair" in body["result"] and "No danger" in body["result"]
+
+
+def test_answer_that_forgets_the_hazard_gets_the_warning_first(client, pipeline, monkeypatch, jpeg):
+    monkeypatch.setattr(pipeline, "vlm", ChattyVLM())
+    body = post(client, jpeg, objects="bicycle").json
+    assert body["fallback"] is False
+    assert body["result"] == "Caution: bicycle ahead. Stop and check your surroundings. The sky is blue today. Have a nice walk!"
+    safe = post(client, jpeg, objects="tree").json
+    assert safe["result"] == "The sky is blue today. Have a nice walk!", "safe answers are left alone"
 
 
 def test_unspeakable_output_falls_back(client, pipeline, monkeypatch, jpeg):

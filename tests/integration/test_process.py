@@ -28,7 +28,10 @@ def test_multipart_photo_runs_clip_and_returns_the_contract(client, jpeg):
     assert body["model"] == {"vlm": "tiny-llava", "detector": "tiny-clip", "backend": "torch"}
     assert {"decode", "detect", "generate", "total"} <= set(body["timings_ms"])
     assert body["timings_ms"]["total"] >= body["timings_ms"]["generate"]
+    assert body["objects"], "the seeded tiny CLIP puts labels above the tiny preset's threshold"
     assert all(0 < o["score"] <= 1 for o in body["objects"])
+    scores = [o["score"] for o in body["objects"]]
+    assert scores == sorted(scores, reverse=True)
     assert response.headers["X-Request-ID"] == body["request_id"]
 
 
@@ -47,9 +50,17 @@ def test_comma_separated_objects(client, jpeg):
 
 
 def test_text_and_korean(client, jpeg):
-    response = post_image(client, jpeg, text="무엇이 보이나요?", lang="ko", objects="stairs")
+    response = post_image(client, jpeg, text="무엇이 보이나요?", lang="ko", objects="계단")
     assert response.status_code == 200
-    assert response.json["hazards"] == ["stairs"]
+    body = response.json
+    assert body["hazards"] == ["stairs"]
+    # The tiny VLM never names the hazard, so the Korean warning leads the answer.
+    assert body["result"].startswith("주의") and "계단" in body["result"]
+
+
+def test_danger_answer_always_leads_with_the_warning(client, jpeg):
+    body = post_image(client, jpeg, objects="car").json
+    assert body["fallback"] is False and body["result"].startswith("Caution: car ahead.")
 
 
 @pytest.mark.parametrize("prefix", ["", "data:image/jpeg;base64,"])
@@ -111,6 +122,21 @@ def test_bad_json_field_types(client, jpeg):
     assert_error(client.post("/process", json={"image": image, "objects": [1, 2]}), 422, "invalid_field")
     assert_error(client.post("/process", json={"image": image, "text": ["a"]}), 422, "invalid_field")
     assert_error(client.post("/process", json={"image": image, "lang": 3}), 422, "invalid_field")
+
+
+def test_hostile_json(client, jpeg):
+    assert_error(client.post("/process", data="[" * 200_000, content_type="application/json"), 400, "invalid_json")
+    image = base64.b64encode(jpeg).decode()
+    lone_surrogate = '{"image": "%s", "objects": ["car", "\\udc80"]}' % image
+    assert_error(client.post("/process", data=lone_surrogate, content_type="application/json"), 422, "invalid_field")
+    bad_text = '{"image": "%s", "text": "hi \\ud800"}' % image
+    assert_error(client.post("/process", data=bad_text, content_type="application/json"), 422, "invalid_field")
+
+
+def test_oversized_form_field_is_413_with_an_honest_message(client, jpeg):
+    response = post_image(client, jpeg, text="x" * 600_000)
+    assert_error(response, 413, "payload_too_large")
+    assert "GUIDEPOST_MAX_IMAGE_MB" not in response.json["error"]["message"]
 
 
 def test_malformed_requests(client):

@@ -25,14 +25,15 @@ def test_shipped_vocabulary_covers_street_and_indoor(vocab):
 @pytest.mark.parametrize("sent,canonical", [
     ("Automobile", "car"), ("motorbike", "motorcycle"), ("traffic_light", "traffic light"),
     ("TRAFFIC-LIGHT", "traffic light"), ("pothole", "hole"), ("  Car ", "car"),
+    ("a car", "car"), ("the bus.", "bus"), ("ｃａｒ", "car"), ("자동차", "car"), ("Cars!", "car"),
 ])
 def test_client_synonyms_normalise(vocab, sent, canonical):
     assert vocab.normalise([sent]) == [Detection(canonical, None)]
 
 
 def test_unknown_and_duplicate_client_labels(vocab):
-    result = vocab.normalise(["car", "automobile", "Spaceship", "dog"])
-    assert [d.label for d in result] == ["car", "spaceship", "dog"]
+    result = vocab.normalise(["car", "automobile", "Spaceship", "dog", "<image>", "-", "{{x}}"])
+    assert [d.label for d in result] == ["car", "spaceship", "dog", "image", "x"], "markup never reaches a prompt"
 
 
 def test_danger_when_any_hazard_present(vocab):
@@ -72,6 +73,10 @@ def test_bad_vocabulary_files_fail_with_the_reason(tmp_path: Path):
     inconsistent.write_text("labels:\n- {label: car, hazard: true, severity: 0}\n")
     with pytest.raises(ValueError, match="severity"):
         Vocabulary.load(inconsistent)
+    not_text = tmp_path / "not_text.yaml"
+    not_text.write_text("labels:\n- {label: car, hazard: true, severity: 3, synonyms: [3]}\n")
+    with pytest.raises(ValueError, match="non-empty strings"):
+        Vocabulary.load(not_text)
     empty = tmp_path / "empty.yaml"
     empty.write_text("labels: []\n")
     with pytest.raises(ValueError, match="no labels"):

@@ -63,6 +63,26 @@ def test_palette_with_transparency():
     assert decode(encode(opaque, "PNG")).getpixel((0, 0)) == (10, 20, 30)
 
 
+@pytest.mark.parametrize("mode,key", [("L", 7), ("RGB", (7, 7, 7))])
+def test_colour_key_transparency_is_flattened(mode, key):
+    image = Image.new(mode, (8, 8), key)
+    assert decode(encode(image, "PNG", transparency=key)).getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_32_bit_integer_images_keep_their_brightness():
+    dark = Image.fromarray(np.full((8, 8), 20, dtype=np.int32), mode="I")
+    assert decode(encode(dark, "TIFF")).getpixel((0, 0)) == (20, 20, 20), "8-bit data in a 32-bit container"
+    mid16 = Image.fromarray(np.full((8, 8), 32768, dtype=np.int32), mode="I")
+    assert 120 <= decode(encode(mid16, "TIFF")).getpixel((0, 0))[0] <= 135
+
+
+def test_pixel_limit_above_pillows_own_bomb_threshold_is_respected():
+    # Pillow alone would refuse > 179M pixels; a configured limit above that must be ours, not Pillow's.
+    data = encode(Image.new("1", (14000, 14000)), "PNG")  # 196M pixels, a few KB
+    image = decode(data, max_pixels=200_000_000, max_side=64)
+    assert max(image.size) == 64
+
+
 def test_cmyk_jpeg(photo):
     image = decode(encode(photo.convert("CMYK"), "JPEG"))
     assert image.mode == "RGB" and image.size == photo.size
