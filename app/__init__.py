@@ -20,7 +20,7 @@ def create_app(config: dict | None = None) -> Flask:
                         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
     logging.getLogger().setLevel(settings.log_level)
 
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)
     # A base64 JSON body is 4/3 of the image; the image itself is checked against the limit after decoding.
     app.config["MAX_CONTENT_LENGTH"] = int(settings.max_image_mb * 2**20 * 4 / 3) + 2**16
     app.config["GUIDEPOST"] = settings

@@ -58,6 +58,7 @@ def info():
         presets=available_presets(settings.presets_dir), model=registry.info(), state=registry.state,
         device=str(registry.device) if registry.device else registry.preset.device,
         dtype=str(registry.dtype).removeprefix("torch.") if registry.dtype else registry.preset.dtype,
+        torch_threads=registry.torch_threads,
         tasks=registry.prompts.tasks, languages=registry.prompts.languages,
         vocabulary_size=len(registry.vocabulary.labels),
         limits={"max_image_mb": settings.max_image_mb, "max_image_pixels": settings.max_image_pixels,

@@ -32,6 +32,7 @@ class Registry:
         self.error: str | None = None
         self.pipeline: Pipeline | None = None
         self.device = self.dtype = None
+        self.torch_threads: int | None = None
         self.load_seconds: float | None = None
         self._loaded = threading.Event()
         self._start_lock = threading.Lock()
@@ -92,6 +93,7 @@ class Registry:
         settings, preset, cache = self.settings, self.preset, Path(self.settings.model_cache)
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
+        self.torch_threads = torch.get_num_threads()
         self.device = resolve_device(settings.device or preset.device)
         self.dtype = resolve_dtype(settings.dtype or preset.dtype, self.device)
 

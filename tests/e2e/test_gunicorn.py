@@ -81,6 +81,12 @@ def test_real_photo_and_eight_concurrent_requests(server, jpeg):
     assert len({body["request_id"] for _, body in results}) == 8
 
 
+def test_workers_share_the_cores(server):
+    base, proc, log = server
+    info = requests.get(f"{base}/info", timeout=5).json()
+    assert info["torch_threads"] == max(1, (os.cpu_count() or 1) // 2), "2 workers: cores / 2 torch threads each"
+
+
 def test_client_mistakes_do_not_hurt_the_server(server, jpeg):
     base, proc, log = server
     assert requests.post(f"{base}/process", data=b"garbage", headers={"Content-Type": "image/png"},

@@ -1,0 +1,45 @@
+"""gunicorn settings: what the master process does before it forks workers."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from app.config import PROJECT_ROOT
+
+_PROBE = """
+import json, runpy, sys
+conf = runpy.run_path("gunicorn.conf.py")
+print(json.dumps({"torch_loaded": "torch" in sys.modules, "bind": conf["bind"], "workers": conf["workers"],
+                  "preload": conf["preload_app"], "threads_env": __import__("os").environ.get("GUIDEPOST_TORCH_THREADS")}))
+"""
+
+
+def _load_conf(**env) -> dict:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GUIDEPOST_") and k != "PORT"}
+    out = subprocess.run([sys.executable, "-c", _PROBE], cwd=PROJECT_ROOT, env={**clean, **env},
+                         capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_master_never_imports_torch_and_never_preloads():
+    # Forking after torch ran a multi-threaded op hangs the child: torch must only ever load in workers.
+    conf = _load_conf()
+    assert conf["torch_loaded"] is False and conf["preload"] is False
+
+
+def test_bind_workers_and_threads_per_worker():
+    conf = _load_conf(PORT="8123", GUIDEPOST_WORKERS="2")
+    assert conf["bind"] == "0.0.0.0:8123" and conf["workers"] == 2
+    assert conf["threads_env"] == str(max(1, (os.cpu_count() or 1) // 2))
+    assert _load_conf(GUIDEPOST_BIND="127.0.0.1:9000")["bind"] == "127.0.0.1:9000"
+    assert _load_conf(GUIDEPOST_TORCH_THREADS="3")["threads_env"] == "3", "an explicit setting wins"
+
+
+def test_bad_setting_stops_gunicorn_before_any_worker(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GUIDEPOST_")}
+    out = subprocess.run([sys.executable, "-c", "import runpy; runpy.run_path('gunicorn.conf.py')"],
+                         cwd=PROJECT_ROOT, env={**env, "GUIDEPOST_WORKERS": "many"}, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode != 0 and "GUIDEPOST_WORKERS='many'" in out.stderr
