@@ -12,8 +12,8 @@ worker_class = "gthread"
 threads = _settings.threads
 # Never load the app in the master: forking after torch ran a multi-threaded op hangs the child.
 preload_app = False
-# CPU generation can take tens of seconds; the worker heartbeat must outlast the slowest request.
-timeout = 180
+# gthread workers beat from their main loop while request threads run, so this only catches a hung worker.
+timeout = 120
 graceful_timeout = 30
 keepalive = 5
 accesslog = "-"
@@ -22,4 +22,5 @@ loglevel = _settings.log_level.lower()
 
 # Share the cores among workers: 2 workers x 2 torch threads on 2 cores was 2.5x slower than x 1.
 if not _settings.torch_threads:
-    os.environ["GUIDEPOST_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+    # sched_getaffinity honours taskset/cgroup CPU sets, which os.cpu_count() ignores.
+    os.environ["GUIDEPOST_TORCH_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // workers))

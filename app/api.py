@@ -102,6 +102,8 @@ def _read_fields() -> dict:
         if upload is None:
             hint = " It was sent as text: use -F image=@photo.jpg." if "image" in request.form else ""
             raise ApiError(400, "missing_image", "Field 'image' (a file) is required." + hint)
+        if "text" in request.files:
+            raise ApiError(422, "invalid_field", "Field 'text' must be a form field, not a file: use -F text=\"...\".")
         objects = request.form.getlist("objects")
         return {"image": upload.read(), "text": request.form.get("text"), "objects": objects or None,
                 "lang": request.form.get("lang"), "task": request.form.get("task")}

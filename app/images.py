@@ -20,6 +20,9 @@ Image.init()
 ALLOWED_FORMATS = tuple(f for f in ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", "AVIF") if f in Image.OPEN)
 
 
+_RESIZABLE = ("RGB", "RGBA", "L", "LA", "CMYK")
+
+
 def decode_image(data: bytes, *, max_pixels: int, max_side: int) -> Image.Image:
     """Decode untrusted bytes into an RGB image whose longest side is at most max_side."""
     if not data:
@@ -42,6 +45,8 @@ def decode_image(data: bytes, *, max_pixels: int, max_side: int) -> Image.Image:
             # Decode at 1/2, 1/4 or 1/8 scale when that still covers max_side: much faster for phone photos.
             image.draft("RGB", (max_side, max_side))
         image.load()
+        if image.mode in _RESIZABLE:
+            image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)  # shrink before any full-size copy
         image = ImageOps.exif_transpose(image)
         image = to_rgb(image)
     except (OSError, ValueError, SyntaxError, EOFError) as exc:

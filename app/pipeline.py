@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -100,7 +101,12 @@ class Pipeline:
 
 
 def _mentions(text: str, name: str) -> bool:
-    return name.casefold() in text.casefold()
+    """Whether the answer names the hazard as a word; when unsure, say no (the warning is then added)."""
+    name = name.casefold().strip()
+    if any("\uac00" <= ch <= "\ud7a3" for ch in name):
+        # Korean attaches particles (자동차가), so match a word start; one syllable (개) is too ambiguous.
+        return len(name) > 1 and re.search(rf"(?<![\uac00-\ud7a3]){re.escape(name)}", text) is not None
+    return re.search(rf"\b{re.escape(name)}(?:s|es)?\b", text.casefold()) is not None
 
 
 @contextmanager

@@ -1,7 +1,4 @@
-"""One request, transport-free: raw fields → decode → validate → pipeline → the /process JSON dict.
-
-The HTTP view and the batch command both call answer(), so a batch produces exactly what /process would.
-"""
+"""One request from raw fields to the /process body; shared by the HTTP view and anything that batches."""
 from __future__ import annotations
 
 import time

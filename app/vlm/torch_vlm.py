@@ -60,9 +60,8 @@ class TorchVLM:
         messages = [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": prompt}]}]
         inputs = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
                                                     return_dict=True, return_tensors="pt")
-        inputs = inputs.to(self.device)
-        if "pixel_values" in inputs:
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
+        # Casts every floating input (pixel_values, DeepSeek-VL's high_res_pixel_values...) and no token ids.
+        inputs = inputs.to(self.device, dtype=self.dtype)
         kwargs = {"do_sample": False, **self.spec.generate_kwargs}
         # max_time bounds a generation that started: transformers stops and returns what it has.
         output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, max_time=timeout_s, **kwargs)

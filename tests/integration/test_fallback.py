@@ -79,6 +79,40 @@ def test_answer_that_forgets_the_hazard_gets_the_warning_first(client, pipeline,
     assert safe["result"] == "The sky is blue today. Have a nice walk!", "safe answers are left alone"
 
 
+class FixedVLM:
+    """A VLM that always gives the same answer."""
+
+    name = "fixed"
+
+    def __init__(self, text):
+        self.text = text
+
+    def generate(self, image, prompt, *, timeout_s, max_new_tokens=None):
+        return self.text
+
+
+@pytest.mark.parametrize("answer,objects,lang,warned", [
+    ("Be careful, the sidewalk ahead looks clear.", "car", "en", True),    # "car" only inside "careful"
+    ("Watch the whole path.", "hole", "en", True),                         # "hole" only inside "whole"
+    ("의자 두 개가 있습니다.", "dog", "ko", True),                             # 개 is also a counting word
+    ("Two cars are coming from the left. Step back.", "car", "en", False),  # named: no extra warning
+    ("자동차가 다가옵니다. 멈추세요.", "car", "ko", False),
+])
+def test_warning_is_added_unless_the_hazard_is_named_as_a_word(client, pipeline, monkeypatch, jpeg, answer,
+                                                                 objects, lang, warned):
+    monkeypatch.setattr(pipeline, "vlm", FixedVLM(answer))
+    result = post(client, jpeg, objects=objects, lang=lang).json["result"]
+    assert result.startswith(("Caution", "주의")) is warned
+    assert result.endswith(answer)
+
+
+def test_bfloat16_inputs_reach_the_model(make_app, jpeg):
+    # Every floating input must be cast to the model dtype, or a bf16 GPU deployment falls back on every request.
+    app = make_app(dtype="bfloat16")
+    assert str(app.extensions["guidepost"].pipeline.vlm.model.dtype) == "torch.bfloat16"
+    assert post(app.test_client(), jpeg, objects="car").json["fallback"] is False
+
+
 def test_unspeakable_output_falls_back(client, pipeline, monkeypatch, jpeg):
     monkeypatch.setattr(pipeline, "vlm", SilentVLM())
     body = post(client, jpeg, objects="stairs").json
@@ -87,17 +121,24 @@ def test_unspeakable_output_falls_back(client, pipeline, monkeypatch, jpeg):
 
 def test_busy_vlm_times_out_to_fallback(make_app, jpeg):
     app = make_app(generate_timeout_s=0.3)
-    vlm = app.extensions["guidepost"].pipeline.vlm
-    release = threading.Event()
-    holder = threading.Thread(target=lambda: (vlm._lock.acquire(), release.wait(10), vlm._lock.release()))
+    pipeline = app.extensions["guidepost"].pipeline
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_model():
+        with pipeline.vlm._lock:  # another request generating
+            held.set()
+            release.wait(10)
+    holder = threading.Thread(target=hold_the_model)
     holder.start()
+    assert held.wait(10)
     try:
         body = post(app.test_client(), jpeg, objects="truck").json
     finally:
         release.set()
         holder.join()
     assert body["fallback"] is True and body["danger"] is True and "truck" in body["result"]
-    # Once the model is free again, answers come from the VLM.
+    # Once the model is free again (and the deadline is generous), answers come from the VLM.
+    pipeline.generate_timeout_s = 60
     assert post(app.test_client(), jpeg, objects="truck").json["fallback"] is False
 
 

@@ -139,6 +139,12 @@ def test_oversized_form_field_is_413_with_an_honest_message(client, jpeg):
     assert "GUIDEPOST_MAX_IMAGE_MB" not in response.json["error"]["message"]
 
 
+def test_text_sent_as_a_file_is_422(client, jpeg):
+    response = client.post("/process", data={"image": (io.BytesIO(jpeg), "p.jpg"), "text": (io.BytesIO(b"hi"), "q.txt")},
+                           content_type="multipart/form-data")
+    assert_error(response, 422, "invalid_field")
+
+
 def test_malformed_requests(client):
     assert_error(client.post("/process", data="{not json", content_type="application/json"), 400, "invalid_json")
     assert_error(client.post("/process", json=[1, 2]), 400, "invalid_json")

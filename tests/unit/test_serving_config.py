@@ -32,7 +32,7 @@ def test_master_never_imports_torch_and_never_preloads():
 def test_bind_workers_and_threads_per_worker():
     conf = _load_conf(PORT="8123", GUIDEPOST_WORKERS="2")
     assert conf["bind"] == "0.0.0.0:8123" and conf["workers"] == 2
-    assert conf["threads_env"] == str(max(1, (os.cpu_count() or 1) // 2))
+    assert conf["threads_env"] == str(max(1, len(os.sched_getaffinity(0)) // 2))
     assert _load_conf(GUIDEPOST_BIND="127.0.0.1:9000")["bind"] == "127.0.0.1:9000"
     assert _load_conf(GUIDEPOST_TORCH_THREADS="3")["threads_env"] == "3", "an explicit setting wins"
 
