@@ -88,6 +88,17 @@ class Pipeline:
         return SceneResult(result=text, danger=assessment.danger, hazards=assessment.hazards, objects=detections,
                            objects_source=source, prompt=kind, fallback=fallback, timings_ms=timings)
 
+    def warm_up(self) -> None:
+        """Run both models once on a blank image so the first user does not pay for lazy initialisation."""
+        blank = Image.new("RGB", (64, 64), (128, 128, 128))
+        self.detector.detect(blank)  # a detector that cannot run makes the worker unready: let it raise
+        try:
+            self.vlm.generate(blank, "Describe the image.", timeout_s=self.generate_timeout_s, max_new_tokens=1)
+        except Exception as exc:
+            # Still serve: every request can fall back to the detector, which keeps hazards audible.
+            log.warning("VLM warm-up failed; requests will fall back to the detector: %s: %s",
+                        type(exc).__name__, exc)
+
     def _template_values(self, detections, hazards, request: SceneRequest) -> dict:
         spoken = [self.vocabulary.spoken(d.label, request.lang) for d in detections]
         spoken_hazards = [self.vocabulary.spoken(h, request.lang) for h in hazards]

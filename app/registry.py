@@ -71,8 +71,9 @@ class Registry:
         """Build the detector, the VLM and the pipeline; record ready or the error."""
         start = time.perf_counter()
         try:
-            self.pipeline = self._build()
-            self.state = "ready"
+            pipeline = self._build()
+            pipeline.warm_up()
+            self.pipeline, self.state = pipeline, "ready"
             self.load_seconds = round(time.perf_counter() - start, 2)
             log.info("preset '%s' ready in %.1f s on %s (%s)", self.preset.name, self.load_seconds,
                      self.device, self.dtype)

@@ -86,3 +86,28 @@ def test_tiny_models_build_once(model_cache):
     stamp = (folder / "model.safetensors").stat().st_mtime_ns
     assert tiny.ensure_built("tiny-llava", model_cache) == folder
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_vlm_broken_at_start_up_still_serves_hazards(model_cache, monkeypatch, jpeg, caplog):
+    from app.vlm import TorchVLM
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("driver error")
+    monkeypatch.setattr(TorchVLM, "generate", broken)
+    with caplog.at_level("WARNING"):
+        app = create_app({"preset": "tiny", "model_cache": str(model_cache), "load_in_background": False})
+    assert app.extensions["guidepost"].ready
+    assert any("warm-up failed" in r.getMessage() for r in caplog.records)
+    body = app.test_client().post("/process", data={"image": (io.BytesIO(jpeg), "p.jpg"), "objects": "car"}).json
+    assert body["fallback"] is True and body["danger"] is True
+
+
+def test_detector_broken_at_start_up_makes_the_worker_unready(model_cache, monkeypatch):
+    from app.detector import ClipDetector
+    from app.registry import ModelLoadError
+
+    def broken(self, image):
+        raise RuntimeError("bad weights")
+    monkeypatch.setattr(ClipDetector, "detect", broken)
+    with pytest.raises(ModelLoadError, match="bad weights"):
+        create_app({"preset": "tiny", "model_cache": str(model_cache), "load_in_background": False})
