@@ -1,4 +1,4 @@
-"""Tiny random-weight models (CLIP and LLaVA) built locally for tests and the offline `tiny` preset."""
+"""Random-weight models built locally: tiny ones for tests and the offline `tiny` preset, real sizes for bench/."""
 from __future__ import annotations
 
 import json
@@ -87,14 +87,15 @@ def _byte_level_tokenizer(extra_specials: tuple[str, ...] = ()):
     )
 
 
-def _tiny_llama(tokenizer, **overrides):
+def _llama_config(tokenizer, **overrides):
     from transformers import LlamaConfig
 
     # initializer_range=0.5: with the default 0.02 a random model repeats one token forever.
-    return LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                       initializer_range=0.5, bos_token_id=tokenizer.bos_token_id,
-                       eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **overrides)
+    values = dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, initializer_range=0.5,
+                  bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                  pad_token_id=tokenizer.pad_token_id)
+    return LlamaConfig(**{**values, **overrides})
 
 
 def _save_random(model_class, config, tokenizer, processor, folder: Path, seed: int) -> None:
@@ -120,24 +121,30 @@ SMOLVLM_CHAT_TEMPLATE = (
 
 
 def build_tiny_idefics3(folder: Path, seed: int = 0) -> None:
-    """Write a random Idefics3 (the SmolVLM family) with its real processor classes and chat template."""
+    """Write a tiny random Idefics3 (the SmolVLM family) with its real processor classes and chat template."""
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+    build_random_idefics3(folder, vision=vision, text={}, image_size=32, patch=8, scale=2, seed=seed)
+
+
+def build_random_idefics3(folder: Path, *, vision: dict, text: dict, image_size: int, patch: int, scale: int,
+                          seed: int = 0) -> None:
+    """Write a random Idefics3 of any size (tiny for tests, real sizes for benchmarks) with SmolVLM's processor."""
     from transformers import (Idefics3Config, Idefics3ForConditionalGeneration, Idefics3ImageProcessor,
                               Idefics3Processor)
 
     grid = tuple(f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7))
     tokenizer = _byte_level_tokenizer(("<fake_token_around_image>", "<global-img>", "<end_of_utterance>",
                                        "<|im_start|>", *grid))
-    image_size, patch, scale = 32, 8, 2
     processor = Idefics3Processor(
-        image_processor=Idefics3ImageProcessor(size={"longest_edge": 2 * image_size},
+        # SmolVLM: tiles of max_image_size; the whole image is first resized to at most 4 tiles a side.
+        image_processor=Idefics3ImageProcessor(size={"longest_edge": 4 * image_size},
                                                max_image_size={"longest_edge": image_size}),
         tokenizer=tokenizer, image_seq_len=(image_size // patch) ** 2 // scale**2,
         chat_template=SMOLVLM_CHAT_TEMPLATE,
     )
     config = Idefics3Config(
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-                       "image_size": image_size, "patch_size": patch},
-        text_config=_tiny_llama(tokenizer).to_dict(), scale_factor=scale,
+        vision_config={**vision, "image_size": image_size, "patch_size": patch},
+        text_config=_llama_config(tokenizer, **text).to_dict(), scale_factor=scale,
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"), pad_token_id=tokenizer.pad_token_id)
     _save_random(Idefics3ForConditionalGeneration, config, tokenizer, processor, folder, seed)
 
@@ -157,7 +164,7 @@ def build_tiny_llava(folder: Path, seed: int = 0) -> None:
     )
     vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                               image_size=image_size, patch_size=patch, projection_dim=32)
-    config = LlavaConfig(vision_config=vision, text_config=_tiny_llama(tokenizer),
+    config = LlavaConfig(vision_config=vision, text_config=_llama_config(tokenizer),
                          image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
                          vision_feature_select_strategy="default", vision_feature_layer=-1, initializer_range=0.5)
     _save_random(LlavaForConditionalGeneration, config, tokenizer, processor, folder, seed)

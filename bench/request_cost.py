@@ -1,0 +1,172 @@
+"""What one /process request costs with the default preset's architectures, per stage, on this machine.
+
+Builds SmolVLM-256M-Instruct's architecture (SigLIP-B/16-512 + SmolLM2-135M, sizes from the public config)
+and OpenCLIP ViT-B-32 with RANDOM weights (speed does not depend on weight values), loads them through the
+real registry and sends real photographs through the Flask test client. Compares the default preset's
+processor setting (one 512 px tile) with SmolVLM's own default (image splitting into up to 4x4 tiles + 1).
+
+    .venv/bin/python bench/request_cost.py [--requests 5] [--max-new-tokens 64]
+
+Writes bench/results/request-cost-<date>.json and .png. The tokenizer is a byte-level stand-in (no
+download), so text prompts have about 3x more tokens than with SmolVLM's real BPE; the report says how many.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from app import create_app, tiny  # noqa: E402
+from app.config import PROJECT_ROOT  # noqa: E402
+
+# SmolVLM-256M-Instruct (HuggingFaceTB): SigLIP base patch16 at 512 px, pixel shuffle x4 → 64 tokens a tile.
+SMOLVLM_256M = {
+    "vision": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12},
+    "text": {"hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30, "num_attention_heads": 9,
+             "num_key_value_heads": 3, "vocab_size": 49280, "max_position_embeddings": 8192, "rope_theta": 100000.0,
+             "tie_word_embeddings": True, "initializer_range": 0.02},
+    "image_size": 512, "patch": 16, "scale": 4,
+}
+CONFIGS = {"one tile (preset default)": False, "image splitting (SmolVLM default)": True}
+
+
+def build_models(cache: Path) -> Path:
+    """Random SmolVLM-256M-sized weights, built once under cache/bench/."""
+    folder = cache / "bench" / "smolvlm-256m-random"
+    if not (folder / "COMPLETE").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        spec = SMOLVLM_256M
+        tiny.build_random_idefics3(folder, vision=spec["vision"], text=spec["text"], image_size=spec["image_size"],
+                                   patch=spec["patch"], scale=spec["scale"])
+        (folder / "COMPLETE").write_text("random weights\n")
+    return folder
+
+
+def preset_folder(vlm_dir: Path, splitting: bool, max_new_tokens: int, tmp: Path) -> Path:
+    """A presets folder: the default preset with random local weights and the given splitting."""
+    preset = yaml.safe_load((PROJECT_ROOT / "models" / "default.yaml").read_text())
+    preset["device"] = "cpu"
+    preset["detector"]["pretrained"] = None  # real ViT-B-32 architecture, random weights
+    # min_new_tokens: random weights must not stop early, so every run decodes the same number of tokens.
+    preset["vlm"].update(id=str(vlm_dir), max_new_tokens=max_new_tokens,
+                         processor_kwargs={"do_image_splitting": splitting},
+                         generate_kwargs={"min_new_tokens": max_new_tokens})
+    folder = tmp / ("split" if splitting else "single")
+    folder.mkdir()
+    (folder / "default.yaml").write_text(yaml.safe_dump(preset))
+    (folder / "vocabulary.yaml").write_text((PROJECT_ROOT / "models" / "vocabulary.yaml").read_text())
+    return folder
+
+
+def photos() -> dict[str, bytes]:
+    """Real photographs shipped with scikit-image, as JPEG."""
+    from PIL import Image
+    from skimage import data
+
+    out = {}
+    for name in ("coffee", "astronaut", "chelsea"):
+        buf = io.BytesIO()
+        Image.fromarray(getattr(data, name)()).save(buf, "JPEG", quality=90)
+        out[name] = buf.getvalue()
+    return out
+
+
+def measure(presets: Path, cache: Path, images: dict[str, bytes], requests: int) -> dict:
+    """Load through the real registry, then time `requests` rounds over the photos."""
+    start = time.perf_counter()
+    app = create_app({"presets_dir": str(presets), "model_cache": str(cache), "load_in_background": False})
+    load_s = time.perf_counter() - start
+    registry, client = app.extensions["guidepost"], app.test_client()
+    processor = registry.pipeline.vlm.processor
+    rows = []
+    for i in range(requests):
+        for name, data in images.items():
+            wall = time.perf_counter()
+            body = client.post("/process", data={"image": (io.BytesIO(data), f"{name}.jpg")}).json
+            rows.append({**body["timings_ms"], "client_ms": (time.perf_counter() - wall) * 1000,
+                         "fallback": body["fallback"], "round": i})
+    # Token counts of one prompt, for the record: image tokens dominate prefill.
+    from PIL import Image
+    sample = Image.open(io.BytesIO(next(iter(images.values())))).convert("RGB")
+    sample.thumbnail((registry.preset.image_max_side,) * 2)
+    messages = [{"role": "user", "content": [{"type": "image", "image": sample},
+                                             {"type": "text", "text": "x " * 200}]}]
+    ids = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                        return_tensors="pt")["input_ids"][0]
+    image_tokens = int((ids == processor.image_token_id).sum())
+    timed = [r for r in rows if r["round"] > 0] or rows  # round 0 is warm-up for caches and allocators
+    return {"load_s": round(load_s, 2), "image_tokens": image_tokens, "requests": len(timed),
+            "fallbacks": sum(r["fallback"] for r in rows),
+            "median_ms": {k: round(statistics.median(r[k] for r in timed), 1)
+                          for k in ("decode", "detect", "generate", "total", "client_ms")}}
+
+
+def chart(results: dict, path: Path) -> None:
+    """Stacked per-stage median bars, one per configuration."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3))
+    names = list(results)
+    left = [0.0] * len(names)
+    for stage, colour in (("decode", "#999"), ("detect", "#4c72b0"), ("generate", "#dd8452")):
+        widths = [results[n]["median_ms"][stage] / 1000 for n in names]
+        ax.barh(names, widths, left=left, color=colour, label=stage)
+        left = [a + b for a, b in zip(left, widths)]
+    ax.set_xlabel("seconds per request (median)")
+    ax.set_title("Default preset architectures, random weights, CPU")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=5, help="rounds over the 3 photos (the first is warm-up)")
+    parser.add_argument("--max-new-tokens", type=int, default=64, help="tokens decoded per answer")
+    parser.add_argument("--cache", type=Path, default=PROJECT_ROOT / "model_cache", help="model cache folder")
+    args = parser.parse_args()
+
+    vlm_dir = build_models(args.cache)
+    images = photos()
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, splitting in CONFIGS.items():
+            presets = preset_folder(vlm_dir, splitting, args.max_new_tokens, Path(tmp))
+            results[label] = measure(presets, args.cache, images, args.requests)
+            print(label, json.dumps(results[label]), flush=True)
+
+    import torch
+    report = {"command": "python " + " ".join(sys.argv), "date": dt.date.today().isoformat(),
+              "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                          "python": platform.python_version(), "torch": torch.__version__,
+                          "torch_threads": torch.get_num_threads()},
+              "max_new_tokens": args.max_new_tokens, "results": results,
+              "note": "random ids outside the stand-in tokenizer decode to nothing, so every answer is a detector "
+                      "fallback; the timings still include the full generation"}
+    out = PROJECT_ROOT / "bench" / "results" / f"request-cost-{report['date']}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2))
+    chart(results, out.with_suffix(".png"))
+    base = results["one tile (preset default)"]["median_ms"]["total"]
+    split = results["image splitting (SmolVLM default)"]["median_ms"]["total"]
+    print(f"wrote {out}.json/.png; splitting costs {split / base:.2f}x the one-tile request")
+
+
+if __name__ == "__main__":
+    main()
