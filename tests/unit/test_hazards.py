@@ -63,21 +63,15 @@ def test_spoken_names_follow_language(vocab):
     assert vocab.spoken("spaceship", "ko") == "spaceship"
 
 
-def test_bad_vocabulary_files_fail_with_the_reason(tmp_path: Path):
-    clash = tmp_path / "clash.yaml"
-    clash.write_text("labels:\n- {label: car, hazard: true, severity: 3, synonyms: [vehicle]}\n"
-                     "- {label: truck, hazard: true, severity: 3, synonyms: [vehicle]}\n")
-    with pytest.raises(ValueError, match="vehicle"):
-        Vocabulary.load(clash)
-    inconsistent = tmp_path / "bad.yaml"
-    inconsistent.write_text("labels:\n- {label: car, hazard: true, severity: 0}\n")
-    with pytest.raises(ValueError, match="severity"):
-        Vocabulary.load(inconsistent)
-    not_text = tmp_path / "not_text.yaml"
-    not_text.write_text("labels:\n- {label: car, hazard: true, severity: 3, synonyms: [3]}\n")
-    with pytest.raises(ValueError, match="non-empty strings"):
-        Vocabulary.load(not_text)
-    empty = tmp_path / "empty.yaml"
-    empty.write_text("labels: []\n")
-    with pytest.raises(ValueError, match="no labels"):
-        Vocabulary.load(empty)
+@pytest.mark.parametrize("text,reason", [
+    ("labels:\n- {label: car, hazard: true, severity: 3, synonyms: [vehicle]}\n"
+     "- {label: truck, hazard: true, severity: 3, synonyms: [vehicle]}\n", "vehicle"),
+    ("labels:\n- {label: car, hazard: true, severity: 0}\n", "severity"),
+    ("labels:\n- {label: car, hazard: true, severity: 3, synonyms: [3]}\n", "non-empty strings"),
+    ("labels: []\n", "no labels"),
+])
+def test_bad_vocabulary_files_fail_with_the_reason(tmp_path: Path, text, reason):
+    path = tmp_path / "vocabulary.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=reason):
+        Vocabulary.load(path)
