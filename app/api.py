@@ -40,11 +40,10 @@ def readyz():
     body = {"status": registry.state, "preset": registry.preset.name, "worker": os.getpid()}
     if registry.error:
         body["error"] = registry.error
-    if registry.ready:
-        return jsonify(body)
     response = jsonify(body)
-    response.status_code = 503
-    response.headers["Retry-After"] = "5"
+    if not registry.ready:
+        response.status_code = 503
+        response.headers["Retry-After"] = "5"
     return response
 
 
