@@ -30,12 +30,13 @@ TINY_CHAT_TEMPLATE = (
 )
 
 
-TINY_MODELS = ("tiny-clip", "tiny-llava", "tiny-idefics3")
+TINY_MODELS = ("tiny-clip", "tiny-llava", "tiny-idefics3", "tiny-deepseek-vl-hybrid", "tiny-qwen2.5-vl")
 
 
 def ensure_built(kind: str, cache_dir: Path) -> Path:
-    """Return the folder of tiny model `kind` (tiny-clip, tiny-llava, tiny-idefics3), building it once if absent."""
-    builders = {"tiny-clip": build_tiny_clip, "tiny-llava": build_tiny_llava, "tiny-idefics3": build_tiny_idefics3}
+    """Return the folder of tiny model `kind` (one of TINY_MODELS), building it once if absent."""
+    builders = {"tiny-clip": build_tiny_clip, "tiny-llava": build_tiny_llava, "tiny-idefics3": build_tiny_idefics3,
+                "tiny-deepseek-vl-hybrid": build_tiny_deepseek_vl_hybrid, "tiny-qwen2.5-vl": build_tiny_qwen2_5_vl}
     if kind not in builders:
         raise ValueError(f"unknown tiny model '{kind}'; known: {sorted(builders)}")
     target = Path(cache_dir) / "tiny" / kind.removeprefix("tiny-")
@@ -70,11 +71,11 @@ def build_tiny_clip(folder: Path, seed: int = 0) -> None:
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
 
 
-def _byte_level_tokenizer(extra_specials: tuple[str, ...] = ()):
+def _byte_level_tokenizer(extra_specials: tuple[str, ...] = (), image_token: str = "<image>"):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    specials = ["<pad>", "<s>", "</s>", "<unk>", "<image>", *extra_specials]
+    specials = ["<pad>", "<s>", "</s>", "<unk>", image_token, *extra_specials]
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     vocab = {token: i for i, token in enumerate(specials + alphabet)}
     core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
@@ -82,12 +83,13 @@ def _byte_level_tokenizer(extra_specials: tuple[str, ...] = ()):
     core.decoder = decoders.ByteLevel()
     return PreTrainedTokenizerFast(
         tokenizer_object=core, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>",
-        extra_special_tokens={"image_token": "<image>"},
-        additional_special_tokens=list(extra_specials),
+        # Named and listed special tokens go in separate arguments: transformers 5 drops additional_special_tokens
+        # when extra_special_tokens is given, and the listed tokens would then be split into bytes.
+        model_specific_special_tokens={"image_token": image_token}, extra_special_tokens=list(extra_specials),
     )
 
 
-def _llama_config(tokenizer, **overrides):
+def _text_config(tokenizer, config_class=None, **overrides):
     from transformers import LlamaConfig
 
     # initializer_range=0.5: with the default 0.02 a random model repeats one token forever.
@@ -95,7 +97,7 @@ def _llama_config(tokenizer, **overrides):
                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, initializer_range=0.5,
                   bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                   pad_token_id=tokenizer.pad_token_id)
-    return LlamaConfig(**{**values, **overrides})
+    return (config_class or LlamaConfig)(**{**values, **overrides})
 
 
 def _save_random(model_class, config, tokenizer, processor, folder: Path, seed: int) -> None:
@@ -144,7 +146,7 @@ def build_random_idefics3(folder: Path, *, vision: dict, text: dict, image_size:
     )
     config = Idefics3Config(
         vision_config={**vision, "image_size": image_size, "patch_size": patch},
-        text_config=_llama_config(tokenizer, **text).to_dict(), scale_factor=scale,
+        text_config=_text_config(tokenizer, **text).to_dict(), scale_factor=scale,
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"), pad_token_id=tokenizer.pad_token_id)
     _save_random(Idefics3ForConditionalGeneration, config, tokenizer, processor, folder, seed)
 
@@ -164,7 +166,85 @@ def build_tiny_llava(folder: Path, seed: int = 0) -> None:
     )
     vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                               image_size=image_size, patch_size=patch, projection_dim=32)
-    config = LlavaConfig(vision_config=vision, text_config=_llama_config(tokenizer),
+    config = LlavaConfig(vision_config=vision, text_config=_text_config(tokenizer),
                          image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
                          vision_feature_select_strategy="default", vision_feature_layer=-1, initializer_range=0.5)
     _save_random(LlavaForConditionalGeneration, config, tokenizer, processor, folder, seed)
+
+
+# DeepSeek-VL's own turn format without its system prompt; `<image_placeholder>` is its tokenizer's image_token
+# and </s> stands for its end-of-sentence token.
+DEEPSEEK_VL_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ message['role'] | capitalize }}: "
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for part in message['content'] %}{% if part['type'] == 'image' %}<image_placeholder>"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "{% if message['role'] == 'user' %}{{ '\\n\\n' }}{% else %}</s>{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}Assistant:{% endif %}"
+)
+
+
+def build_tiny_deepseek_vl_hybrid(folder: Path, seed: int = 0) -> None:
+    """Write a tiny random DeepSeek-VL (SigLIP low-res + SAM high-res towers, Llama text) with its real processor."""
+    from transformers import (DeepseekVLHybridConfig, DeepseekVLHybridForConditionalGeneration,
+                              DeepseekVLHybridImageProcessor, DeepseekVLHybridProcessor)
+
+    tokenizer = _byte_level_tokenizer(image_token="<image_placeholder>")
+    image_size, patch, high_res_size = 32, 8, 64
+    grid = image_size // patch
+    processor = DeepseekVLHybridProcessor(
+        image_processor=DeepseekVLHybridImageProcessor(size={"height": image_size, "width": image_size},
+                                                       high_res_size={"height": high_res_size, "width": high_res_size}),
+        # The SAM tower's output is resampled onto the SigLIP grid: one token per SigLIP patch.
+        tokenizer=tokenizer, num_image_tokens=grid**2, chat_template=DEEPSEEK_VL_CHAT_TEMPLATE,
+    )
+    # gelu and no pooling head, as in deepseek-vl-7b-chat's SigLIP: the aligner reads every patch.
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+              "image_size": image_size, "patch_size": patch, "hidden_act": "gelu", "vision_use_head": False}
+    # SAM: 4x4 patches in 2x2 windows, the second layer global (the model reads the global layer's hidden state).
+    high_res = {"hidden_size": 32, "output_channels": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+                "image_size": high_res_size, "patch_size": 16, "window_size": 2, "global_attn_indexes": [1],
+                "num_pos_feats": 16}
+    config = DeepseekVLHybridConfig(text_config=_text_config(tokenizer).to_dict(), vision_config=vision,
+                                    high_res_vision_config=high_res, image_token_id=tokenizer.image_token_id)
+    _save_random(DeepseekVLHybridForConditionalGeneration, config, tokenizer, processor, folder, seed)
+
+
+# Qwen2.5-VL's own chat template, images only (its real one also places videos and numbers pictures).
+QWEN2_5_VL_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system{{ '\\n' }}You are a helpful assistant.<|im_end|>{{ '\\n' }}{% endif %}"
+    "<|im_start|>{{ message['role'] }}{{ '\\n' }}{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}{% if part['type'] == 'image' %}"
+    "<|vision_start|><|image_pad|><|vision_end|>{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>{{ '\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant{{ '\\n' }}{% endif %}"
+)
+
+
+def build_tiny_qwen2_5_vl(folder: Path, seed: int = 0) -> None:
+    """Write a tiny random Qwen2.5-VL (windowed ViT, M-RoPE Qwen2 text) with its real processor classes."""
+    from transformers import (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor,
+                              Qwen2_5_VLTextConfig, Qwen2VLImageProcessor, Qwen2VLVideoProcessor)
+
+    tokenizer = _byte_level_tokenizer(("<|vision_start|>", "<|vision_end|>", "<|video_pad|>", "<|im_start|>",
+                                       "<|im_end|>"), image_token="<|image_pad|>")
+    patch, merge = 8, 2
+    # At most 4x4 patches (2x2 image tokens after the 2x2 merge), at least one merged token.
+    pixels = {"patch_size": patch, "merge_size": merge, "min_pixels": (patch * merge) ** 2,
+              "max_pixels": (2 * patch * merge) ** 2}
+    processor = Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(**pixels),
+                                    video_processor=Qwen2VLVideoProcessor(**pixels), tokenizer=tokenizer,
+                                    chat_template=QWEN2_5_VL_CHAT_TEMPLATE)
+    # M-RoPE splits each head's 8 rotary frequencies between time, height and width.
+    text = _text_config(tokenizer, Qwen2_5_VLTextConfig, rope_parameters={"rope_type": "default", "rope_theta": 1e6,
+                                                                          "mrope_section": [2, 3, 3]})
+    # window_size = one merged token: the first layer attends within windows, the second globally.
+    vision = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "patch_size": patch,
+              "spatial_merge_size": merge, "window_size": patch * merge, "fullatt_block_indexes": [1],
+              "out_hidden_size": text.hidden_size}
+    ids = tokenizer.convert_tokens_to_ids
+    config = Qwen2_5_VLConfig(text_config=text.to_dict(), vision_config=vision, image_token_id=tokenizer.image_token_id,
+                              video_token_id=ids("<|video_pad|>"), vision_start_token_id=ids("<|vision_start|>"),
+                              vision_end_token_id=ids("<|vision_end|>"))
+    _save_random(Qwen2_5_VLForConditionalGeneration, config, tokenizer, processor, folder, seed)

@@ -1,33 +1,60 @@
-"""The default preset's model family (SmolVLM = Idefics3) through the real registry, with tiny weights."""
+"""Each preset's model family through the real registry, with its real settings over tiny local weights."""
 from __future__ import annotations
 
 import io
 
 import pytest
+import torch
 import yaml
 
 from app import ConfigError, create_app
 from app.config import PROJECT_ROOT
 from tests.helpers import presets_dir
 
+FAMILIES = [
+    pytest.param("default.yaml", "tiny-idefics3", "Idefics3Processor", ("pixel_values",), id="smolvlm"),
+    # DeepSeek-VL feeds a second, high-resolution image to its SAM tower.
+    pytest.param("deepseek-vl-7b.yaml", "tiny-deepseek-vl-hybrid", "DeepseekVLHybridProcessor",
+                 ("pixel_values", "high_res_pixel_values"), id="deepseek-vl"),
+    # Qwen2.5-VL flattens the image into patches and places them with the grid shape.
+    pytest.param("qwen2.5-vl-3b.yaml", "tiny-qwen2.5-vl", "Qwen2_5_VLProcessor", ("pixel_values", "image_grid_thw"),
+                 id="qwen2.5-vl"),
+]
 
-def test_smolvlm_family_with_the_default_presets_settings(model_cache, tmp_path, jpeg):
-    default = yaml.safe_load((PROJECT_ROOT / "models" / "default.yaml").read_text())
-    # Same processor and generation settings as the default preset; only the weights are tiny and local.
-    default["detector"] = {"source": "tiny", "arch": "tiny-clip"}
-    default["vlm"].update(source="tiny", id="tiny-idefics3")
-    default["device"] = "cpu"
-    presets = presets_dir(tmp_path / "models", smol=yaml.safe_dump(default))
 
-    app = create_app({"preset": "smol", "presets_dir": str(presets), "model_cache": str(model_cache),
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])  # bfloat16: what a GPU box runs, so every input is cast
+@pytest.mark.parametrize("preset_file, tiny_id, processor, image_inputs", FAMILIES)
+def test_family_with_its_presets_settings(model_cache, tmp_path, jpeg, monkeypatch, preset_file, tiny_id, processor,
+                                          image_inputs, dtype):
+    preset = yaml.safe_load((PROJECT_ROOT / "models" / preset_file).read_text())
+    # Same processor and generation settings as the shipped preset; only the weights are tiny and local.
+    preset["detector"] = {"source": "tiny", "arch": "tiny-clip"}
+    preset["vlm"].update(source="tiny", id=tiny_id)
+    preset.update(device="cpu", dtype=dtype)
+    presets = presets_dir(tmp_path / "models", family=yaml.safe_dump(preset))
+
+    app = create_app({"preset": "family", "presets_dir": str(presets), "model_cache": str(model_cache),
                       "load_in_background": False})
     vlm = app.extensions["guidepost"].pipeline.vlm
-    assert type(vlm.processor).__name__ == "Idefics3Processor"
-    assert vlm.processor.image_processor.do_image_splitting is False, "processor_kwargs reach the processor"
+    assert type(vlm.processor).__name__ == processor
+    for name, value in preset["vlm"].get("processor_kwargs", {}).items():
+        assert getattr(vlm.processor.image_processor, name) == value, "processor_kwargs reach the processor"
 
+    # Records the inputs as generate() receives them: after the processor and TorchVLM's cast.
+    seen = {}
+    generate = vlm.model.generate
+
+    def recording_generate(**inputs):
+        seen.update(inputs)
+        return generate(**inputs)
+
+    monkeypatch.setattr(vlm.model, "generate", recording_generate)
     response = app.test_client().post("/process", data={"image": (io.BytesIO(jpeg), "p.jpg"), "objects": "car"})
     assert response.status_code == 200, response.json
-    assert response.json["danger"] is True and response.json["result"]
+    assert response.json["fallback"] is False and response.json["danger"] is True and response.json["result"]
+    assert set(image_inputs) <= seen.keys()
+    floating = {name: v.dtype for name, v in seen.items() if torch.is_tensor(v) and v.is_floating_point()}
+    assert floating and set(floating.values()) == {getattr(torch, dtype)}, floating
 
 
 def test_unknown_tiny_model_is_a_config_error(tmp_path, model_cache):
