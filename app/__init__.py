@@ -36,7 +36,10 @@ def create_app(config: dict | None = None) -> Flask:
         raise ConfigError(str(exc)) from None
     app.extensions["guidepost"] = registry
     if click.get_current_context(silent=True) is None:
-        registry.start(background=settings.load_in_background)
+        if settings.load_in_background:
+            registry.start(background=True)
+        else:
+            registry.ensure_loaded()  # raises ModelLoadError, so a broken model stops start-up
     # Under the flask CLI, commands that need models call registry.ensure_loaded(); `flask run` loads
     # on its first request instead.
     app.before_request(lambda: registry.start(background=True))

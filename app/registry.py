@@ -33,7 +33,6 @@ class Registry:
         self.pipeline: Pipeline | None = None
         self.device = self.dtype = None
         self.torch_threads: int | None = None
-        self.load_seconds: float | None = None
         self._loaded = threading.Event()
         self._start_lock = threading.Lock()
         self._started = False
@@ -53,8 +52,6 @@ class Registry:
             threading.Thread(target=self.load, name="guidepost-model-loader", daemon=True).start()
         else:
             self.load()
-            if self.state == "failed":
-                raise ModelLoadError(self.error)
 
     def ensure_loaded(self) -> None:
         """Load synchronously if nobody started loading yet, else wait; raise ModelLoadError on failure."""
@@ -74,8 +71,7 @@ class Registry:
             pipeline = self._build()
             pipeline.warm_up()
             self.pipeline, self.state = pipeline, "ready"
-            self.load_seconds = round(time.perf_counter() - start, 2)
-            log.info("preset '%s' ready in %.1f s on %s (%s)", self.preset.name, self.load_seconds,
+            log.info("preset '%s' ready in %.1f s on %s (%s)", self.preset.name, time.perf_counter() - start,
                      self.device, self.dtype)
         except Exception as exc:
             self.state, self.error = "failed", str(exc)

@@ -30,15 +30,10 @@ TINY_CHAT_TEMPLATE = (
 )
 
 
-TINY_MODELS = ("tiny-clip", "tiny-llava", "tiny-idefics3", "tiny-deepseek-vl-hybrid", "tiny-qwen2.5-vl")
-
-
 def ensure_built(kind: str, cache_dir: Path) -> Path:
     """Return the folder of tiny model `kind` (one of TINY_MODELS), building it once if absent."""
-    builders = {"tiny-clip": build_tiny_clip, "tiny-llava": build_tiny_llava, "tiny-idefics3": build_tiny_idefics3,
-                "tiny-deepseek-vl-hybrid": build_tiny_deepseek_vl_hybrid, "tiny-qwen2.5-vl": build_tiny_qwen2_5_vl}
-    if kind not in builders:
-        raise ValueError(f"unknown tiny model '{kind}'; known: {sorted(builders)}")
+    if kind not in _BUILDERS:
+        raise ValueError(f"unknown tiny model '{kind}'; known: {list(TINY_MODELS)}")
     target = Path(cache_dir) / "tiny" / kind.removeprefix("tiny-")
     if (target / "COMPLETE").exists():
         return target
@@ -47,7 +42,7 @@ def ensure_built(kind: str, cache_dir: Path) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{kind}-", dir=target.parent))
     try:
         log.info("building tiny %s model in %s", kind, target)
-        builders[kind](staging)
+        _BUILDERS[kind](staging)
         (staging / "COMPLETE").write_text("built by app.tiny\n")
         try:
             os.rename(staging, target)
@@ -248,3 +243,8 @@ def build_tiny_qwen2_5_vl(folder: Path, seed: int = 0) -> None:
                               video_token_id=ids("<|video_pad|>"), vision_start_token_id=ids("<|vision_start|>"),
                               vision_end_token_id=ids("<|vision_end|>"))
     _save_random(Qwen2_5_VLForConditionalGeneration, config, tokenizer, processor, folder, seed)
+
+
+_BUILDERS = {"tiny-clip": build_tiny_clip, "tiny-llava": build_tiny_llava, "tiny-idefics3": build_tiny_idefics3,
+             "tiny-deepseek-vl-hybrid": build_tiny_deepseek_vl_hybrid, "tiny-qwen2.5-vl": build_tiny_qwen2_5_vl}
+TINY_MODELS = tuple(_BUILDERS)

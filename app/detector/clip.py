@@ -52,8 +52,7 @@ class ClipDetector:
             log.info("computing CLIP text embeddings for %d labels x %d templates", len(labels), len(spec.templates))
             text_features = _encode_vocabulary(model, tokenizer, vocabulary, spec.templates, device)
             _save_cached(cache_file, labels, text_features)
-        return cls(model, preprocess, text_features.to(device), labels, spec, device, dtype,
-                   name=spec.arch if spec.source == "open_clip" else "tiny-clip")
+        return cls(model, preprocess, text_features.to(device), labels, spec, device, dtype, name=spec.arch)
 
     @torch.inference_mode()
     def image_features(self, image: Image.Image) -> torch.Tensor:
