@@ -62,6 +62,7 @@ def info():
         vocabulary_size=len(registry.vocabulary.labels),
         limits={"max_image_mb": settings.max_image_mb, "max_image_pixels": settings.max_image_pixels,
                 "max_text_chars": settings.max_text_chars, "max_objects": settings.max_objects,
+                "max_images": settings.max_images,
                 "image_max_side": registry.preset.image_max_side},
         versions={"python": platform.python_version(), **{name: _version(name) for name in _VERSIONED}},
     )
@@ -92,19 +93,21 @@ def _read_fields() -> dict:
         if not isinstance(body, dict):
             raise ApiError(400, "invalid_json", "The body is not a JSON object.")
         image = body.get("image")
-        if not isinstance(image, str) or not image.strip():
-            raise ApiError(400, "missing_image", "Field 'image' is required: a base64 string or a data URL.")
-        return {"image": _b64decode(image), "text": body.get("text"), "objects": body.get("objects"),
+        encoded = image if isinstance(image, list) and image else [image]
+        if not all(isinstance(item, str) and item.strip() for item in encoded):
+            raise ApiError(400, "missing_image",
+                           "Field 'image' is required: a base64 string or a data URL (or a list of them).")
+        return {"images": [_b64decode(item) for item in encoded], "text": body.get("text"), "objects": body.get("objects"),
                 "lang": body.get("lang"), "task": body.get("task")}
     if mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        upload = request.files.get("image")
-        if upload is None:
+        uploads = request.files.getlist("image")
+        if not uploads:
             hint = " It was sent as text: use -F image=@photo.jpg." if "image" in request.form else ""
             raise ApiError(400, "missing_image", "Field 'image' (a file) is required." + hint)
         if "text" in request.files:
             raise ApiError(422, "invalid_field", "Field 'text' must be a form field, not a file: use -F text=\"...\".")
         objects = request.form.getlist("objects")
-        return {"image": upload.read(), "text": request.form.get("text"), "objects": objects or None,
+        return {"images": [upload.read() for upload in uploads], "text": request.form.get("text"), "objects": objects or None,
                 "lang": request.form.get("lang"), "task": request.form.get("task")}
     raise ApiError(415, "unsupported_media_type",
                    f"Send multipart/form-data or application/json, not '{mimetype or 'no Content-Type'}'.")

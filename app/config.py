@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(64_000_000, gt=0, description="Largest decoded image in pixels (413 above).")
     max_text_chars: int = Field(500, gt=0, description="Longest question text accepted (422 above).")
     max_objects: int = Field(50, gt=0, description="Most client objects accepted per request (422 above).")
+    max_images: int = Field(4, gt=0, description="Most images per request; the first is the scene (422 above).")
     generate_timeout_s: float = Field(
         15.0, gt=0,
         description="Deadline for the VLM, waiting for a busy model included: a model still busy then gives a "

@@ -18,14 +18,19 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SceneRequest:
-    """One decoded request: the image and the client's optional fields."""
+    """One decoded request: its images (the first is the scene) and the client's optional fields."""
 
-    image: Image.Image
+    images: tuple[Image.Image, ...]
     text: str = ""
     objects: list[str] | None = None  # None: run CLIP; a list: the client's labels, CLIP skipped
     lang: str = "en"
     task: str = "describe"
     request_id: str = "-"
+
+    @property
+    def scene(self) -> Image.Image:
+        """The image CLIP looks at; further images only go to the VLM, in order."""
+        return self.images[0]
 
 
 @dataclass
@@ -60,7 +65,7 @@ class Pipeline:
         timings: dict[str, float] = {}
         with _timed(timings, "detect"):
             if request.objects is None:
-                detections, source = self.detector.detect(request.image), "clip"
+                detections, source = self.detector.detect(request.scene), "clip"
             else:
                 detections, source = self.vocabulary.normalise(request.objects), "client"
         assessment = self.vocabulary.assess(detections)
@@ -71,7 +76,7 @@ class Pipeline:
         fallback = False
         with _timed(timings, "generate"):
             try:
-                raw = self.vlm.generate(request.image, prompt, timeout_s=self.generate_timeout_s)
+                raw = self.vlm.generate(list(request.images), prompt, timeout_s=self.generate_timeout_s)
                 text = clean_for_speech(raw, self.max_words)
                 if not text:
                     raise ValueError(f"the VLM returned nothing speakable ({raw[:80]!r})")
@@ -93,7 +98,7 @@ class Pipeline:
         blank = Image.new("RGB", (64, 64), (128, 128, 128))
         self.detector.detect(blank)  # a detector that cannot run makes the worker unready: let it raise
         try:
-            self.vlm.generate(blank, "Describe the image.", timeout_s=self.generate_timeout_s, max_new_tokens=1)
+            self.vlm.generate([blank], "Describe the image.", timeout_s=self.generate_timeout_s, max_new_tokens=1)
         except Exception as exc:
             # Still serve: every request can fall back to the detector, which keeps hazards audible.
             log.warning("VLM warm-up failed; requests will fall back to the detector: %s: %s",

@@ -12,22 +12,27 @@ _MAX_LABEL_CHARS = 64
 
 
 def answer(fields: dict, registry: Registry, settings, request_id: str, started: float | None = None) -> dict:
-    """Answer one request given its raw fields (image bytes + optional text/objects/lang/task)."""
+    """Answer one request given its raw fields (a list of image bytes + optional text/objects/lang/task)."""
     started = time.perf_counter() if started is None else started
-    image_bytes = fields["image"]
     checked = validate(fields, registry, settings)  # cheap checks first: a bad field costs no decoding
+    all_bytes = fields["images"]
+    if len(all_bytes) > settings.max_images:
+        raise _invalid("image", f"was sent {len(all_bytes)} times; at most {settings.max_images} images are accepted")
     decode_start = time.perf_counter()
-    if len(image_bytes) > settings.max_image_mb * 2**20:
-        raise ApiError(413, "payload_too_large",
-                       f"The image is larger than {settings.max_image_mb:g} MB (GUIDEPOST_MAX_IMAGE_MB).")
-    image = decode_image(image_bytes, max_pixels=settings.max_image_pixels,
-                         max_side=registry.preset.image_max_side)
+    images = tuple(_decode(image_bytes, registry, settings) for image_bytes in all_bytes)
     decode_ms = (time.perf_counter() - decode_start) * 1000
 
-    result = registry.pipeline.run(SceneRequest(image=image, request_id=request_id, **checked))
+    result = registry.pipeline.run(SceneRequest(images=images, request_id=request_id, **checked))
     timings = {"decode": round(decode_ms, 2), **result.timings_ms,
                "total": round((time.perf_counter() - started) * 1000, 2)}
     return encode(result, registry, timings, request_id)
+
+
+def _decode(image_bytes: bytes, registry: Registry, settings):
+    if len(image_bytes) > settings.max_image_mb * 2**20:
+        raise ApiError(413, "payload_too_large",
+                       f"The image is larger than {settings.max_image_mb:g} MB (GUIDEPOST_MAX_IMAGE_MB).")
+    return decode_image(image_bytes, max_pixels=settings.max_image_pixels, max_side=registry.preset.image_max_side)
 
 
 def validate(fields: dict, registry: Registry, settings) -> dict:

@@ -42,8 +42,9 @@ class TorchVLM:
         model.to(device).eval()
         return cls(model, processor, spec, device, dtype, name=spec.id)
 
-    def generate(self, image: Image.Image, prompt: str, *, timeout_s: float, max_new_tokens: int | None = None) -> str:
-        """Greedy answer within timeout_s (waiting for the model included); GenerationTimeout if it stays busy."""
+    def generate(self, images: list[Image.Image], prompt: str, *, timeout_s: float,
+                 max_new_tokens: int | None = None) -> str:
+        """Greedy answer about the images (in order) within timeout_s (waiting for the model included); GenerationTimeout if it stays busy."""
         deadline = time.monotonic() + timeout_s
         if not self._lock.acquire(timeout=timeout_s):
             raise GenerationTimeout(f"the VLM stayed busy for {timeout_s:g} s")
@@ -51,13 +52,14 @@ class TorchVLM:
             remaining = deadline - time.monotonic()
             if remaining < 0.05 * timeout_s:
                 raise GenerationTimeout(f"no time left to generate within {timeout_s:g} s")
-            return self._generate(image, prompt, remaining, max_new_tokens or self.spec.max_new_tokens)
+            return self._generate(images, prompt, remaining, max_new_tokens or self.spec.max_new_tokens)
         finally:
             self._lock.release()
 
     @torch.inference_mode()
-    def _generate(self, image: Image.Image, prompt: str, timeout_s: float, max_new_tokens: int) -> str:
-        messages = [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": prompt}]}]
+    def _generate(self, images: list[Image.Image], prompt: str, timeout_s: float, max_new_tokens: int) -> str:
+        content = [{"type": "image", "image": image} for image in images] + [{"type": "text", "text": prompt}]
+        messages = [{"role": "user", "content": content}]
         inputs = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
                                                     return_dict=True, return_tensors="pt")
         # Casts every floating input (pixel_values, DeepSeek-VL's high_res_pixel_values...) and no token ids.

@@ -13,7 +13,7 @@ class ExplodingVLM:
 
     name = "exploding"
 
-    def generate(self, image, prompt, *, timeout_s, max_new_tokens=None):
+    def generate(self, images, prompt, *, timeout_s, max_new_tokens=None):
         raise RuntimeError("CUDA out of memory /secret/path")
 
 
@@ -22,7 +22,7 @@ class ChattyVLM:
 
     name = "chatty"
 
-    def generate(self, image, prompt, *, timeout_s, max_new_tokens=None):
+    def generate(self, images, prompt, *, timeout_s, max_new_tokens=None):
         return "The sky is **blue** today. Have a nice walk!"
 
 
@@ -31,7 +31,7 @@ class SilentVLM:
 
     name = "silent"
 
-    def generate(self, image, prompt, *, timeout_s, max_new_tokens=None):
+    def generate(self, images, prompt, *, timeout_s, max_new_tokens=None):
         return "<end_of_utterance> 🚗 \ufffd"
 
 
@@ -87,7 +87,7 @@ class FixedVLM:
     def __init__(self, text):
         self.text = text
 
-    def generate(self, image, prompt, *, timeout_s, max_new_tokens=None):
+    def generate(self, images, prompt, *, timeout_s, max_new_tokens=None):
         return self.text
 
 

@@ -188,3 +188,41 @@ def test_api_keys(make_app, jpeg):
     ok = client.post("/process", data={"image": (io.BytesIO(jpeg), "p.jpg")}, headers={"Authorization": "Bearer other"})
     assert ok.status_code == 200
     assert client.get("/info", headers={"X-API-Key": "s3cret"}).status_code == 200
+
+
+def test_several_images_reach_the_vlm_in_order_and_clip_sees_the_first(app, client, monkeypatch, photo):
+    pipeline = app.extensions["guidepost"].pipeline
+    seen = {}
+    real_generate, real_detect = pipeline.vlm.generate, pipeline.detector.detect
+
+    def generate(images, prompt, **kwargs):
+        seen["vlm"] = images
+        return real_generate(images, prompt, **kwargs)
+
+    def detect(image):
+        seen["clip"] = image
+        return real_detect(image)
+
+    monkeypatch.setattr(pipeline.vlm, "generate", generate)
+    monkeypatch.setattr(pipeline.detector, "detect", detect)
+    first, second = photo.resize((320, 200)), photo.resize((120, 160))
+    response = client.post("/process", data={"image": [(io.BytesIO(encode(first)), "a.jpg"),
+                                                       (io.BytesIO(encode(second)), "b.jpg")]},
+                           content_type="multipart/form-data")
+    assert response.status_code == 200, response.json
+    assert [image.size for image in seen["vlm"]] == [(320, 200), (120, 160)]
+    assert seen["clip"].size == (320, 200)
+
+
+def test_json_image_list(client, jpeg):
+    payload = base64.b64encode(jpeg).decode()
+    response = client.post("/process", json={"image": [payload, "data:image/jpeg;base64," + payload]})
+    assert response.status_code == 200, response.json
+
+
+def test_too_many_images_is_a_422(client, jpeg, app):
+    limit = app.config["GUIDEPOST"].max_images
+    files = [(io.BytesIO(jpeg), f"{n}.jpg") for n in range(limit + 1)]
+    response = client.post("/process", data={"image": files}, content_type="multipart/form-data")
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "invalid_field" and "image" in response.json["error"]["message"]
