@@ -29,6 +29,8 @@ def create_app(config: dict | None = None) -> Flask:
     register_error_handlers(app)
     from .api import bp
     app.register_blueprint(bp)
+    from .cli import register_commands
+    register_commands(app)
 
     try:
         registry = Registry(settings)

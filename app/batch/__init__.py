@@ -1,0 +1,1 @@
+"""Batch inference over JSONL datasets, in process or against a running server."""

@@ -1,0 +1,1 @@
+"""Scoring batch results: danger and hazard-label detection, text metrics, latency, plots."""
