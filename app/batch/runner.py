@@ -5,7 +5,8 @@ import json
 import os
 import shutil
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -82,24 +83,22 @@ def run_samples(samples: list[Sample], answerer, folder: Path, *, progress: bool
     started = time.perf_counter()
     bar = tqdm(total=len(todo), unit="sample", desc="batch", disable=not progress, dynamic_ncols=True)
     failed = 0
-    # Bounded window of in-flight samples: memory stays flat however long the dataset is.
+    # A bounded window of samples in flight keeps memory flat on any dataset; taking them back in submission
+    # order keeps results.jsonl in input order while the pool still answers `concurrency` at a time.
     window = max(1, answerer.concurrency) * 2
     with ThreadPoolExecutor(max_workers=max(1, answerer.concurrency), thread_name_prefix="batch") as pool:
-        pending: dict = {}
+        in_flight: deque = deque()
         queue = iter(todo)
         while True:
-            while len(pending) < window and (sample := next(queue, None)) is not None:
-                pending[_submit(pool, answerer, sample, folder)] = sample
-            if not pending:
+            while len(in_flight) < window and (sample := next(queue, None)) is not None:
+                in_flight.append(_submit(pool, answerer, sample, folder))
+            if not in_flight:
                 break
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                record = future.result()
-                pending.pop(future)
-                log.append(record)
-                failed += record["error"] is not None
-                bar.update(1)
-                bar.set_postfix(failed=failed)
+            record = in_flight.popleft().result()
+            log.append(record)
+            failed += record["error"] is not None
+            bar.update(1)
+            bar.set_postfix(failed=failed)
     bar.close()
     return len(todo), time.perf_counter() - started
 

@@ -1,6 +1,7 @@
 """A real gunicorn on 127.0.0.1 with the tiny preset: readiness, a real photo, concurrent requests."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -99,8 +100,31 @@ def test_client_mistakes_do_not_hurt_the_server(server, jpeg):
     assert proc.poll() is None
 
 
+def test_batch_against_the_server(server, app, tmp_path):
+    base, _, _ = server
+    data = tmp_path / "data.jsonl"
+    example = PROJECT_ROOT / "tests" / "data" / "example"
+    lines = [line for line in (example / "data.jsonl").read_text().splitlines() if line.strip()]
+    data.write_text("\n".join(lines + [json.dumps({"image": "missing.jpg"})]) + "\n")
+    for image in (example / "images").glob("*.jpg"):
+        (tmp_path / "images").mkdir(exist_ok=True)
+        (tmp_path / "images" / image.name).write_bytes(image.read_bytes())
+    result = app.test_cli_runner().invoke(args=["batch", "--input", str(data), "--output-dir", str(tmp_path / "out"),
+                                                "--server", base, "--concurrency", "4", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    (folder,) = (tmp_path / "out").glob("batch_*")
+    records = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
+    assert [r["sample_id"] for r in records] == [f"{n:06d}" for n in range(len(lines) + 1)], "input order kept"
+    assert all(r["error"] is None for r in records[:-1]) and records[-1]["error"]["code"] == "missing_image"
+    assert records[1]["output"]["hazards"] == ["motorcycle"], "client objects travel over HTTP"
+    assert records[-2]["output"]["model"]["vlm"] == "tiny-llava"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["settings"]["server"] == base and summary["counts"]["succeeded"] == len(lines)
+
+
 def test_sigterm_shuts_down_cleanly(server):
     base, proc, log = server
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=40) == 0
     assert "Shutting down" in log.read_text()
+
