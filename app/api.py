@@ -20,7 +20,7 @@ from .service import answer
 bp = Blueprint("api", __name__)
 
 _DATA_URL = re.compile(r"^data:[\w/+.-]*(;[\w=.-]+)*;base64,", re.IGNORECASE)
-_VERSIONED = ("torch", "transformers", "open_clip_torch", "flask", "pillow", "gunicorn")
+_VERSIONED = ("torch", "transformers", "open_clip_torch", "openvino", "optimum-intel", "flask", "pillow", "gunicorn")
 
 
 def _registry() -> Registry:
@@ -58,6 +58,7 @@ def info():
         device=str(registry.device) if registry.device else registry.preset.device,
         dtype=str(registry.dtype).removeprefix("torch.") if registry.dtype else registry.preset.dtype,
         torch_threads=registry.torch_threads,
+        openvino=registry.openvino.model_dump() if registry.backend == "openvino" else None,
         tasks=registry.prompts.tasks, languages=registry.prompts.languages,
         vocabulary_size=len(registry.vocabulary.labels),
         limits={"max_image_mb": settings.max_image_mb, "max_image_pixels": settings.max_image_pixels,

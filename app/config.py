@@ -27,6 +27,13 @@ class Settings(BaseSettings):
     model_cache: Path = Field(PROJECT_ROOT / "model_cache", description="Where weights, tiny models and embeddings are cached.")
     device: str = Field("", description="Override the preset's device: auto, cpu, cuda or cuda:N.")
     dtype: Literal["", "auto", "float32", "bfloat16", "float16"] = Field("", description="Override the preset's dtype.")
+    backend: Literal["", "torch", "openvino"] = Field("", description="Override the preset's backend: torch or openvino.")
+    openvino_device: str = Field("", description="Override the preset's OpenVINO device: CPU, GPU, GPU.N or AUTO.")
+    openvino_weights: Literal["", "fp32", "fp16", "int8", "int4"] = Field(
+        "", description="Override the preset's OpenVINO weight format.")
+    openvino_hint: Literal["", "LATENCY", "THROUGHPUT"] = Field("", description="Override the OpenVINO performance hint.")
+    openvino_threads: int = Field(
+        0, ge=0, description="OpenVINO inference threads per worker; 0: the preset's, else the torch thread share.")
     torch_threads: int = Field(0, ge=0, description="Torch intra-op threads per worker; 0 lets gunicorn.conf.py decide.")
     max_image_mb: float = Field(
         20.0, gt=0, description="Largest image in MB (413 above); a JSON body may be 4/3 of it for base64.")
@@ -52,6 +59,11 @@ class Settings(BaseSettings):
         if value and value not in ("auto", "cpu", "cuda") and not (value.startswith("cuda:") and value[5:].isdigit()):
             raise ValueError("use auto, cpu, cuda or cuda:N")
         return value
+
+    @field_validator("openvino_hint", mode="before")
+    @classmethod
+    def _hint_upper(cls, value):
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
     @classmethod

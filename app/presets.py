@@ -59,18 +59,41 @@ def _check_tiny(source: str, name: str) -> None:
         raise ValueError(f"tiny model '{name}' does not exist; use one of {list(TINY_MODELS)}")
 
 
+WEIGHT_FORMATS = ("fp32", "fp16", "int8", "int4")
+
+
+class OpenVINOSpec(_Strict):
+    """How the OpenVINO backend exports and runs both models (used when backend is openvino)."""
+
+    device: str = Field("CPU", description="OpenVINO device: CPU, GPU, GPU.N or AUTO")
+    weights: Literal["fp32", "fp16", "int8", "int4"] = Field(
+        "int8", description="IR weight format; int8/int4 are nncf weight compression")
+    hint: Literal["LATENCY", "THROUGHPUT"] = Field("LATENCY", description="OpenVINO PERFORMANCE_HINT")
+    threads: int = Field(0, ge=0, description="INFERENCE_NUM_THREADS; 0: the worker's share of the cores")
+    config: dict[str, str] = Field(default_factory=dict, description="extra OpenVINO properties, e.g. KV_CACHE_PRECISION")
+
+    @field_validator("device")
+    @classmethod
+    def _ov_device(cls, value: str) -> str:
+        value = value.strip().upper()
+        if not re.fullmatch(r"CPU|GPU(\.\d+)?|NPU|AUTO(:[\w.,]+)?|HETERO:[\w.,]+|MULTI:[\w.,]+", value):
+            raise ValueError("use CPU, GPU, GPU.N, NPU or AUTO")
+        return value
+
+
 class Preset(_Strict):
     """One model combination, with where and how it runs."""
 
     name: str
     description: str = ""
-    backend: Literal["torch"] = "torch"
+    backend: Literal["torch", "openvino"] = "torch"
     device: str = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     image_max_side: int = Field(1024, ge=32, description="images are downscaled to this longest side")
     max_words: int = Field(40, ge=5, description="word cap of the spoken answer")
     detector: DetectorSpec
     vlm: VLMSpec
+    openvino: OpenVINOSpec = OpenVINOSpec()
 
     @field_validator("device")
     @classmethod

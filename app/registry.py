@@ -4,12 +4,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 from .config import Settings
 from .hazards import Vocabulary
 from .pipeline import Pipeline
-from .presets import Preset, load_preset
+from .presets import OpenVINOSpec, Preset, load_preset
 from .prompts import PromptBook
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,8 @@ class Registry:
         self.settings = settings
         # Cheap, pure-Python parts load at once so a bad preset or template fails start-up.
         self.preset: Preset = load_preset(settings.presets_dir, settings.preset)
+        self.backend = settings.backend or self.preset.backend
+        self.openvino = resolve_openvino(self.preset.openvino, settings)
         self.vocabulary = Vocabulary.load(settings.presets_dir / "vocabulary.yaml")
         self.prompts = PromptBook.load(settings.prompts_dir)
         self.state = "loading"  # loading → ready | failed
@@ -91,24 +94,37 @@ class Registry:
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
         self.torch_threads = torch.get_num_threads()
-        self.device = resolve_device(settings.device or preset.device)
-        self.dtype = resolve_dtype(settings.dtype or preset.dtype, self.device)
-
         det_spec, vlm_spec = preset.detector, preset.vlm
         # A tiny model is named by its id/arch (tiny-clip, tiny-llava...) and built locally on first use.
         det_ref = f"local-dir:{tiny.ensure_built(det_spec.arch, cache)}" if det_spec.source == "tiny" else det_spec.arch
         vlm_ref = str(tiny.ensure_built(vlm_spec.id, cache)) if vlm_spec.source == "tiny" else vlm_spec.id
+        if self.backend == "openvino":
+            from .detector.openvino_clip import load_openvino_detector
+            from .ir_cache import openvino_properties
+            from .vlm.openvino_vlm import OpenVINOVLM
+
+            # Without an explicit thread count, OpenVINO takes the worker's share of the cores like torch does.
+            ov = self.openvino.model_copy(update={"threads": self.openvino.threads or settings.torch_threads})
+            properties = openvino_properties(ov.hint, ov.threads, ov.device, ov.config, cache)
+            self.device, self.dtype = ov.device, ov.weights
+            load_detector = partial(load_openvino_detector, det_spec, det_ref, self.vocabulary, ov, properties, cache)
+            load_vlm = partial(OpenVINOVLM.load_openvino, vlm_spec, vlm_ref, ov, properties, cache)
+        else:
+            self.device = resolve_device(settings.device or preset.device)
+            self.dtype = resolve_dtype(settings.dtype or preset.dtype, self.device)
+            on_device = {"device": self.device, "dtype": self.dtype, "cache_dir": cache}
+            load_detector = partial(ClipDetector.load, det_spec, det_ref, self.vocabulary, **on_device)
+            load_vlm = partial(TorchVLM.load, vlm_spec, vlm_ref, **on_device)
         try:
-            log.info("loading detector %s", det_ref)
-            detector = ClipDetector.load(det_spec, det_ref, self.vocabulary, device=self.device, dtype=self.dtype,
-                                         cache_dir=cache)
+            log.info("loading detector %s (%s)", det_ref, self.backend)
+            detector = load_detector()
         except Exception as exc:
-            raise ModelLoadError(_download_hint("detector", det_ref, exc, cache)) from exc
+            raise ModelLoadError(_load_hint("detector", det_ref, exc, cache)) from exc
         try:
-            log.info("loading VLM %s", vlm_ref)
-            vlm = TorchVLM.load(vlm_spec, vlm_ref, device=self.device, dtype=self.dtype, cache_dir=cache)
+            log.info("loading VLM %s (%s)", vlm_ref, self.backend)
+            vlm = load_vlm()
         except Exception as exc:
-            raise ModelLoadError(_download_hint("VLM", vlm_ref, exc, cache)) from exc
+            raise ModelLoadError(_load_hint("VLM", vlm_ref, exc, cache)) from exc
         return Pipeline(detector, vlm, self.vocabulary, self.prompts, max_words=preset.max_words,
                         generate_timeout_s=settings.generate_timeout_s, max_question_chars=settings.max_text_chars)
 
@@ -118,11 +134,22 @@ class Registry:
         return {
             "vlm": pipeline.vlm.name if pipeline else self.preset.vlm.id,
             "detector": pipeline.detector.name if pipeline else self.preset.detector.arch,
-            "backend": self.preset.backend,
+            "backend": self.backend,
         }
 
 
-def _download_hint(what: str, ref: str, exc: Exception, cache: Path) -> str:
+def resolve_openvino(spec: OpenVINOSpec, settings: Settings) -> OpenVINOSpec:
+    """The preset's OpenVINO settings with any GUIDEPOST_OPENVINO_* override, validated again."""
+    overrides = {"device": settings.openvino_device, "weights": settings.openvino_weights,
+                 "hint": settings.openvino_hint, "threads": settings.openvino_threads}
+    return OpenVINOSpec(**{**spec.model_dump(), **{key: value for key, value in overrides.items() if value}})
+
+
+def _load_hint(what: str, ref: str, exc: Exception, cache: Path) -> str:
+    from .vlm.openvino_vlm import UnsupportedFamily
+
+    if isinstance(exc, UnsupportedFamily):
+        return f"could not load the {what} '{ref}': {exc}"
     return (f"could not load the {what} '{ref}': {type(exc).__name__}: {str(exc).rstrip('. ')}. If this machine cannot reach the "
             f"Hugging Face Hub, download the weights once where it can (they land in {cache}/hf and "
             f"{cache}/open_clip) and copy that folder here, point the preset at a local folder, or start the "

@@ -161,8 +161,10 @@ def build_tiny_llava(folder: Path, seed: int = 0) -> None:
     )
     vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                               image_size=image_size, patch_size=patch, projection_dim=32)
+    # image_seq_length and pad_token_id as in llava-hf's configs: optimum-intel's LLaVA reads both.
     config = LlavaConfig(vision_config=vision, text_config=_text_config(tokenizer),
                          image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+                         image_seq_length=(image_size // patch) ** 2, pad_token_id=tokenizer.pad_token_id,
                          vision_feature_select_strategy="default", vision_feature_layer=-1, initializer_range=0.5)
     _save_random(LlavaForConditionalGeneration, config, tokenizer, processor, folder, seed)
 

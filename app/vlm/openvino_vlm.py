@@ -1,0 +1,108 @@
+"""The VLM on OpenVINO through optimum-intel: exported once with its processor, then used like the torch one."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from ..ir_cache import INT4_GROUP_SIZE, ensure_exported, export_identity, ir_folder
+from ..presets import OpenVINOSpec, VLMSpec
+from .torch_vlm import TorchVLM
+
+log = logging.getLogger(__name__)
+
+
+class UnsupportedFamily(ValueError):
+    """optimum-intel cannot export this model family with the installed transformers."""
+
+
+def exportable_families() -> dict[str, str]:
+    """VLM families (model_type) optimum-intel knows, each mapped to '' when it exports here or the reason not."""
+    import transformers
+    from optimum.exporters.tasks import TasksManager
+    from optimum.intel.openvino.modeling_visual_language import MODEL_TYPE_TO_CLS_MAPPING
+    from packaging.version import Version
+
+    installed = Version(transformers.__version__)
+    families = {}
+    for family in MODEL_TYPE_TO_CLS_MAPPING:
+        try:
+            constructor = TasksManager.get_exporter_config_constructor(
+                exporter="openvino", model_type=family, task="image-text-to-text", library_name="transformers")
+        except (KeyError, ValueError):
+            families[family] = "no export configuration"
+            continue
+        config = getattr(constructor, "func", constructor)
+        low, high = getattr(config, "MIN_TRANSFORMERS_VERSION", None), getattr(config, "MAX_TRANSFORMERS_VERSION", None)
+        if (low and installed < Version(str(low))) or (high and installed > Version(str(high))):
+            families[family] = f"needs transformers {low or ''}..{high or ''}"
+        else:
+            families[family] = ""
+    return families
+
+
+def check_family(model_ref: str, spec: VLMSpec, cache_dir: Path) -> str:
+    """The model's family (config.json model_type), or UnsupportedFamily naming it and the supported ones."""
+    from importlib import metadata
+
+    import transformers
+    from transformers import AutoConfig
+
+    family = AutoConfig.from_pretrained(model_ref, revision=spec.revision, cache_dir=str(cache_dir / "hf")).model_type
+    families = exportable_families()
+    if families.get(family) == "":
+        return family
+    supported = sorted(name for name, reason in families.items() if not reason)
+    why = families.get(family) or "not a visual language model optimum-intel knows"
+    raise UnsupportedFamily(
+        f"the OpenVINO backend cannot run the '{family}' model family: optimum-intel "
+        f"{metadata.version('optimum-intel')} with transformers {transformers.__version__} says: {why}. "
+        f"Families it exports here: {', '.join(supported)}. Use backend: torch for this preset "
+        f"(GUIDEPOST_BACKEND=torch), or a model of a supported family.")
+
+
+def quantization(weights: str):
+    """optimum-intel's export setting for a weight format."""
+    from optimum.intel import OVConfig, OVWeightQuantizationConfig
+
+    if weights in ("fp32", "fp16"):
+        return OVConfig(dtype=weights)
+    if weights == "int8":
+        return OVConfig(quantization_config=OVWeightQuantizationConfig(bits=8))
+    return OVConfig(quantization_config=OVWeightQuantizationConfig(bits=4, group_size=INT4_GROUP_SIZE, ratio=1.0,
+                                                                   group_size_fallback="adjust"))
+
+
+def export_vlm(spec: VLMSpec, model_ref: str, weights: str, cache_dir: Path) -> tuple[Path, bool]:
+    """Export the VLM and its processor to model_cache/openvino/ once; returns (folder, exported_now)."""
+    from optimum.exporters.openvino import main_export
+
+    check_family(model_ref, spec, cache_dir)
+    folder = ir_folder(cache_dir, spec.id, spec.revision, weights)
+
+    def export(target: Path) -> None:
+        # main_export (what optimum-cli runs) writes the processor, tokenizer and chat template beside the IR.
+        main_export(model_name_or_path=model_ref, output=target, task="image-text-to-text", revision=spec.revision,
+                    cache_dir=str(cache_dir / "hf"), ov_config=quantization(weights))
+
+    return ensure_exported(folder, export_identity(model_ref, spec.revision, weights), export,
+                           f"VLM {spec.id} ({weights})")
+
+
+class OpenVINOVLM(TorchVLM):
+    """optimum-intel's OVModelForVisualCausalLM behind TorchVLM's interface (chat template, greedy, lock)."""
+
+    @classmethod
+    def load_openvino(cls, spec: VLMSpec, model_ref: str, ov_spec: OpenVINOSpec, properties: dict,
+                      cache_dir: Path) -> "OpenVINOVLM":
+        """Export once (or reuse the IR) and compile it on ov_spec.device."""
+        from optimum.intel import OVModelForVisualCausalLM
+        from transformers import AutoProcessor
+
+        folder, _ = export_vlm(spec, model_ref, ov_spec.weights, cache_dir)
+        processor = AutoProcessor.from_pretrained(folder, **spec.processor_kwargs)
+        model = OVModelForVisualCausalLM.from_pretrained(folder, device=ov_spec.device, ov_config=properties)
+        log.info("VLM %s on OpenVINO %s (%s) from %s", spec.id, ov_spec.device, ov_spec.weights, folder)
+        # Inputs stay float32 on the host: OpenVINO converts them for the device itself.
+        return cls(model, processor, spec, torch.device("cpu"), torch.float32, name=spec.id)
