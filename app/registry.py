@@ -85,7 +85,6 @@ class Registry:
     def _build(self) -> Pipeline:
         import torch  # imported here: the gunicorn master never touches torch
 
-        from . import tiny
         from .detector import ClipDetector
         from .devices import resolve_device, resolve_dtype
         from .vlm import TorchVLM
@@ -95,9 +94,7 @@ class Registry:
             torch.set_num_threads(settings.torch_threads)
         self.torch_threads = torch.get_num_threads()
         det_spec, vlm_spec = preset.detector, preset.vlm
-        # A tiny model is named by its id/arch (tiny-clip, tiny-llava...) and built locally on first use.
-        det_ref = f"local-dir:{tiny.ensure_built(det_spec.arch, cache)}" if det_spec.source == "tiny" else det_spec.arch
-        vlm_ref = str(tiny.ensure_built(vlm_spec.id, cache)) if vlm_spec.source == "tiny" else vlm_spec.id
+        det_ref, vlm_ref = model_refs(preset, cache)
         if self.backend == "openvino":
             from .detector.openvino_clip import load_openvino_detector
             from .ir_cache import openvino_properties
@@ -136,6 +133,17 @@ class Registry:
             "detector": pipeline.detector.name if pipeline else self.preset.detector.arch,
             "backend": self.backend,
         }
+
+
+def model_refs(preset: Preset, cache: Path) -> tuple[str, str]:
+    """What open_clip and from_pretrained load for the preset's detector and VLM."""
+    from . import tiny
+
+    det, vlm = preset.detector, preset.vlm
+    # A tiny model is named by its id/arch (tiny-clip, tiny-llava...) and built locally on first use.
+    det_ref = f"local-dir:{tiny.ensure_built(det.arch, cache)}" if det.source == "tiny" else det.arch
+    vlm_ref = str(tiny.ensure_built(vlm.id, cache)) if vlm.source == "tiny" else vlm.id
+    return det_ref, vlm_ref
 
 
 def resolve_openvino(spec: OpenVINOSpec, settings: Settings) -> OpenVINOSpec:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import torch
@@ -62,32 +63,44 @@ def check_family(model_ref: str, spec: VLMSpec, cache_dir: Path) -> str:
         f"(GUIDEPOST_BACKEND=torch), or a model of a supported family.")
 
 
-def quantization(weights: str):
-    """optimum-intel's export setting for a weight format."""
-    from optimum.intel import OVConfig, OVWeightQuantizationConfig
+def weight_compression(weights: str):
+    """optimum-intel's weight compression for int8/int4 (None for fp32/fp16)."""
+    from optimum.intel import OVWeightQuantizationConfig
 
-    if weights in ("fp32", "fp16"):
-        return OVConfig(dtype=weights)
     if weights == "int8":
-        return OVConfig(quantization_config=OVWeightQuantizationConfig(bits=8))
-    return OVConfig(quantization_config=OVWeightQuantizationConfig(bits=4, group_size=INT4_GROUP_SIZE, ratio=1.0,
-                                                                   group_size_fallback="adjust"))
+        return OVWeightQuantizationConfig(bits=8)
+    if weights == "int4":
+        # "adjust" picks a smaller group for layers whose input size does not divide by 128 (tiny models).
+        return OVWeightQuantizationConfig(bits=4, group_size=INT4_GROUP_SIZE, ratio=1.0, group_size_fallback="adjust")
+    return None
 
 
 def export_vlm(spec: VLMSpec, model_ref: str, weights: str, cache_dir: Path) -> tuple[Path, bool]:
     """Export the VLM and its processor to model_cache/openvino/ once; returns (folder, exported_now)."""
-    from optimum.exporters.openvino import main_export
-
     check_family(model_ref, spec, cache_dir)
     folder = ir_folder(cache_dir, spec.id, spec.revision, weights)
-
-    def export(target: Path) -> None:
-        # main_export (what optimum-cli runs) writes the processor, tokenizer and chat template beside the IR.
-        main_export(model_name_or_path=model_ref, output=target, task="image-text-to-text", revision=spec.revision,
-                    cache_dir=str(cache_dir / "hf"), ov_config=quantization(weights))
-
-    return ensure_exported(folder, export_identity(model_ref, spec.revision, weights), export,
+    return ensure_exported(folder, export_identity(model_ref, spec.revision, weights),
+                           lambda target: _export(spec, model_ref, weights, cache_dir, target),
                            f"VLM {spec.id} ({weights})")
+
+
+def _export(spec: VLMSpec, model_ref: str, weights: str, cache_dir: Path, target: Path) -> None:
+    from optimum.exporters.openvino import main_export
+    from optimum.intel import OVConfig, OVModelForVisualCausalLM
+    from transformers import AutoProcessor
+
+    compression = weight_compression(weights)
+    # main_export (what optimum-cli runs) writes the IR with the processor, tokenizer and chat template; it only
+    # compresses weights by model size, so int8/int4 are applied afterwards by loading with a quantization config.
+    raw = target / "uncompressed" if compression else target
+    main_export(model_name_or_path=model_ref, output=raw, task="image-text-to-text", revision=spec.revision,
+                cache_dir=str(cache_dir / "hf"), ov_config=OVConfig(dtype="fp16" if weights == "fp16" else "fp32"))
+    if compression:
+        model = OVModelForVisualCausalLM.from_pretrained(raw, quantization_config=compression, compile=False)
+        model.save_pretrained(target)
+        AutoProcessor.from_pretrained(raw).save_pretrained(target)  # save_pretrained does not write the processor
+        del model
+        shutil.rmtree(raw)
 
 
 class OpenVINOVLM(TorchVLM):

@@ -31,6 +31,9 @@ def test_invalid_value_names_the_variable(monkeypatch):
     ("GUIDEPOST_DEVICE", "tpu", "use auto, cpu, cuda"),
     ("GUIDEPOST_DTYPE", "float8", "GUIDEPOST_DTYPE"),
     ("GUIDEPOST_WORKERS", "0", "GUIDEPOST_WORKERS"),
+    ("GUIDEPOST_BACKEND", "tensorflow", "GUIDEPOST_BACKEND"),
+    ("GUIDEPOST_OPENVINO_WEIGHTS", "int2", "GUIDEPOST_OPENVINO_WEIGHTS"),
+    ("GUIDEPOST_OPENVINO_HINT", "fastest", "GUIDEPOST_OPENVINO_HINT"),
 ])
 def test_out_of_range_values(monkeypatch, name, value, fragment):
     monkeypatch.setenv(name, value)
@@ -57,6 +60,12 @@ def test_invalid_preset_file_names_the_field(tmp_path, model_cache):
     presets_dir(tmp_path, broken="detector: {arch: x, threshold: 7}\nvlm: {id: y}\n")
     with pytest.raises(ConfigError, match="detector.threshold"):
         create_app({"preset": "broken", "presets_dir": str(tmp_path), "model_cache": str(model_cache)})
+
+
+def test_bad_openvino_device_fails_at_start_up(model_cache):
+    with pytest.raises(ConfigError, match="use CPU, GPU, GPU.N, NPU or AUTO"):
+        create_app({"preset": "tiny", "model_cache": str(model_cache), "backend": "openvino",
+                    "openvino_device": "TPU", "load_in_background": False})
 
 
 def test_readme_documents_every_setting():

@@ -1,0 +1,64 @@
+"""The IR cache: exported once, re-exported when stale, one exporter at a time, never half written."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from app.ir_cache import ensure_exported, export_identity, ir_folder, is_current
+
+
+def test_folder_names_are_safe_and_distinct(tmp_path):
+    folder = ir_folder(tmp_path, "HuggingFaceTB/SmolVLM-256M-Instruct", "main", "int8")
+    assert folder == tmp_path / "openvino" / "HuggingFaceTB--SmolVLM-256M-Instruct-main-int8"
+    assert ir_folder(tmp_path, "x", "main", "int4") != ir_folder(tmp_path, "x", "main", "int8")
+
+
+def test_export_once_then_again_when_the_source_changes(tmp_path):
+    source = tmp_path / "model"
+    source.mkdir()
+    (source / "weights.bin").write_bytes(b"1")
+    calls = []
+
+    def export(target):
+        calls.append(target)
+        (target / "model.xml").write_text("ir")
+
+    folder = tmp_path / "cache" / "m"
+    assert ensure_exported(folder, export_identity(str(source), "main", "int8"), export, "m") == (folder, True)
+    assert ensure_exported(folder, export_identity(str(source), "main", "int8"), export, "m") == (folder, False)
+    (source / "weights.bin").write_bytes(b"22")  # a rebuilt local model
+    assert ensure_exported(folder, export_identity(str(source), "main", "int8"), export, "m")[1] is True
+    assert len(calls) == 2 and (folder / "model.xml").read_text() == "ir"
+
+
+def test_a_failed_export_leaves_nothing_behind(tmp_path):
+    def broken(target):
+        (target / "model.xml").write_text("half")
+        raise RuntimeError("out of memory")
+
+    folder = tmp_path / "cache" / "m"
+    with pytest.raises(RuntimeError):
+        ensure_exported(folder, {"source": "m"}, broken, "m")
+    assert not folder.exists() and list(folder.parent.iterdir()) == [folder.parent / ".m.lock"]
+    assert not is_current(folder, {"source": "m"})
+
+
+def test_concurrent_starts_export_once(tmp_path):
+    # Two gunicorn workers starting together: the second waits on the lock and reuses the first one's IR.
+    calls = []
+
+    def slow_export(target):
+        calls.append(1)
+        time.sleep(0.3)
+        (target / "model.xml").write_text("ir")
+
+    folder, results = tmp_path / "cache" / "m", []
+    threads = [threading.Thread(target=lambda: results.append(ensure_exported(folder, {"s": 1}, slow_export, "m")))
+               for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1 and sorted(exported for _, exported in results) == [False, False, False, True]
