@@ -148,24 +148,33 @@ def build_random_idefics3(folder: Path, *, vision: dict, text: dict, image_size:
 
 def build_tiny_llava(folder: Path, seed: int = 0) -> None:
     """Write a random LLaVA (tiny Llama + tiny CLIP vision tower) with its processor."""
-    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration,
-                              LlavaProcessor)
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+    build_random_llava(folder, vision=vision, text={}, image_size=32, patch=8, seed=seed)
+
+
+def build_random_llava(folder: Path, *, vision: dict, text: dict, image_size: int, patch: int,
+                       text_family: str = "llama", seed: int = 0) -> None:
+    """Write a random LLaVA of any size (tiny for tests, real sizes for benchmarks): a CLIP vision tower and
+    a Llama or Qwen2 text model."""
+    from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
+                              LlavaForConditionalGeneration, LlavaProcessor, Qwen2Config)
 
     tokenizer = _byte_level_tokenizer()
-    image_size, patch = 32, 8
     processor = LlavaProcessor(
         image_processor=CLIPImageProcessor(size={"shortest_edge": image_size},
                                            crop_size={"height": image_size, "width": image_size}),
         tokenizer=tokenizer, patch_size=patch, vision_feature_select_strategy="default",
         num_additional_image_tokens=1, chat_template=TINY_CHAT_TEMPLATE,
     )
-    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                              image_size=image_size, patch_size=patch, projection_dim=32)
+    vision_config = CLIPVisionConfig(**{"projection_dim": vision["hidden_size"], **vision}, image_size=image_size,
+                                     patch_size=patch)
+    text_class = {"llama": LlamaConfig, "qwen2": Qwen2Config}[text_family]
     # image_seq_length and pad_token_id as in llava-hf's configs: optimum-intel's LLaVA reads both.
-    config = LlavaConfig(vision_config=vision, text_config=_text_config(tokenizer),
+    config = LlavaConfig(vision_config=vision_config, text_config=_text_config(tokenizer, text_class, **text),
                          image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
                          image_seq_length=(image_size // patch) ** 2, pad_token_id=tokenizer.pad_token_id,
-                         vision_feature_select_strategy="default", vision_feature_layer=-1, initializer_range=0.5)
+                         vision_feature_select_strategy="default", vision_feature_layer=-1,
+                         initializer_range=text.get("initializer_range", 0.5))
     _save_random(LlavaForConditionalGeneration, config, tokenizer, processor, folder, seed)
 
 

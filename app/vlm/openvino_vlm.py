@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..ir_cache import INT4_GROUP_SIZE, ensure_exported, export_identity, ir_folder
+from ..ir_cache import INT4_GROUP_SIZE, ensure_exported, export_identity, ir_folder, is_current
 from ..presets import OpenVINOSpec, VLMSpec
 from .torch_vlm import TorchVLM
 
@@ -77,10 +77,11 @@ def weight_compression(weights: str):
 
 def export_vlm(spec: VLMSpec, model_ref: str, weights: str, cache_dir: Path) -> tuple[Path, bool]:
     """Export the VLM and its processor to model_cache/openvino/ once; returns (folder, exported_now)."""
-    check_family(model_ref, spec, cache_dir)
     folder = ir_folder(cache_dir, spec.id, spec.revision, weights)
-    return ensure_exported(folder, export_identity(model_ref, spec.revision, weights),
-                           lambda target: _export(spec, model_ref, weights, cache_dir, target),
+    identity = export_identity(model_ref, spec.revision, weights)
+    if not is_current(folder, identity):
+        check_family(model_ref, spec, cache_dir)  # reads the model's config: only when there is no IR yet
+    return ensure_exported(folder, identity, lambda target: _export(spec, model_ref, weights, cache_dir, target),
                            f"VLM {spec.id} ({weights})")
 
 
