@@ -106,7 +106,7 @@ def folder_size_mb(folder: Path) -> float:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
 
 
-def openvino_properties(hint: str, threads: int, device: str, extra: dict[str, str], cache_dir: Path) -> dict:
+def openvino_properties(hint: str, threads: int, device: str, extra: dict, cache_dir: Path) -> dict:
     """The compile-time properties shared by both models: hint, threads, GPU kernel cache, extras."""
     properties = {"PERFORMANCE_HINT": hint, **extra}
     if threads:

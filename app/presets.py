@@ -70,7 +70,8 @@ class OpenVINOSpec(_Strict):
         "int8", description="IR weight format; int8/int4 are nncf weight compression")
     hint: Literal["LATENCY", "THROUGHPUT"] = Field("LATENCY", description="OpenVINO PERFORMANCE_HINT")
     threads: int = Field(0, ge=0, description="INFERENCE_NUM_THREADS; 0: the worker's share of the cores")
-    config: dict[str, str] = Field(default_factory=dict, description="extra OpenVINO properties, e.g. KV_CACHE_PRECISION")
+    config: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="extra OpenVINO properties, e.g. KV_CACHE_PRECISION: f32")
 
     @field_validator("device")
     @classmethod

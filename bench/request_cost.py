@@ -30,30 +30,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from app import create_app, tiny  # noqa: E402
+from app import create_app  # noqa: E402
 from app.config import PROJECT_ROOT  # noqa: E402
+from bench.architectures import build_smolvlm_256m, built  # noqa: E402
 
-# SmolVLM-256M-Instruct (HuggingFaceTB): SigLIP base patch16 at 512 px, pixel shuffle x4 → 64 tokens a tile.
-SMOLVLM_256M = {
-    "vision": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12},
-    "text": {"hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30, "num_attention_heads": 9,
-             "num_key_value_heads": 3, "vocab_size": 49280, "max_position_embeddings": 8192, "rope_theta": 100000.0,
-             "tie_word_embeddings": True, "initializer_range": 0.02},
-    "image_size": 512, "patch": 16, "scale": 4,
-}
 CONFIGS = {"one tile (preset default)": False, "image splitting (SmolVLM default)": True}
-
-
-def build_models(cache: Path) -> Path:
-    """Random SmolVLM-256M-sized weights, built once under cache/bench/."""
-    folder = cache / "bench" / "smolvlm-256m-random"
-    if not (folder / "COMPLETE").exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        spec = SMOLVLM_256M
-        tiny.build_random_idefics3(folder, vision=spec["vision"], text=spec["text"], image_size=spec["image_size"],
-                                   patch=spec["patch"], scale=spec["scale"])
-        (folder / "COMPLETE").write_text("random weights\n")
-    return folder
 
 
 def preset_folder(vlm_dir: Path, splitting: bool, max_new_tokens: int, tmp: Path) -> Path:
@@ -142,7 +123,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=PROJECT_ROOT / "model_cache", help="model cache folder")
     args = parser.parse_args()
 
-    vlm_dir = build_models(args.cache)
+    vlm_dir = built(args.cache, "smolvlm-256m-random", build_smolvlm_256m)
     images = photos()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
