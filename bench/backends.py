@@ -236,7 +236,10 @@ def read_bandwidth_gbs() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=5, help="timed repetitions per measurement (median)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds over every configuration; each figure is the median over rounds, so a burst "
+                             "of load on a shared machine hits all backends alike")
+    parser.add_argument("--runs", type=int, default=3, help="timed repetitions per measurement in a round (median)")
     parser.add_argument("--new-tokens", type=int, default=32, help="tokens generated for the decode rate")
     parser.add_argument("--cache", type=Path, default=ROOT / "model_cache",
                         help="model cache; random models go to <cache>/bench, IR to <cache>/bench/openvino")
@@ -254,33 +257,30 @@ def main() -> None:
     shutil.rmtree(cache / "embeddings", ignore_errors=True)
     common = {"cache": str(cache), "runs": options.runs}
     report = {"date": dt.date.today().isoformat(), "command": "python bench/backends.py " + " ".join(sys.argv[1:]),
-              "machine": _machine(), "versions": _versions(), "runs": options.runs,
+              "machine": _machine(), "versions": _versions(), "rounds": options.rounds, "runs": options.runs,
               "new_tokens": options.new_tokens, "read_bandwidth_gbs": round(read_bandwidth_gbs(), 2)}
     print(f"read bandwidth {report['read_bandwidth_gbs']} GB/s", flush=True)
 
-    print("CLIP ViT-B/32", flush=True)
-    report["clip"] = {"torch": run_child("clip", {**common, "model": str(models["clip-vit-b-32"]), "backend": "torch"})}
-    for name, weights, config in (("openvino-fp32", "fp32", {}),
-                                  ("openvino-fp32 (f32 compute)", "fp32", {"INFERENCE_PRECISION_HINT": "f32"}),
-                                  ("openvino-int8", "int8", {})):
-        report["clip"][name] = run_child("clip", {**common, "model": str(models["clip-vit-b-32"]),
-                                                  "backend": "openvino", "weights": weights, "config": config})
-
-    generate = {**common, "new_tokens": options.new_tokens}
-    print("SmolVLM-256M (torch: splitting on and off) and its SmolLM2-135M language model", flush=True)
-    smolvlm = str(models["smolvlm-256m-random"])
-    report["smolvlm"] = {
-        "torch (one tile)": run_child("generate", {**generate, "kind": "vlm", "model": smolvlm, "backend": "torch",
-                                                   "processor_kwargs": {"do_image_splitting": False}}),
-        "torch (image splitting)": run_child("generate", {**generate, "kind": "vlm", "model": smolvlm,
-                                                          "backend": "torch", "runs": 3, "new_tokens": 0,
-                                                          "processor_kwargs": {"do_image_splitting": True}}),
-    }
-    report["smollm2_lm"] = _backends("lm", str(models["smollm2-135m-random"]), generate)
-    print("LLaVA 0.58B (Qwen2-0.5B + ViT-B/32)", flush=True)
-    report["llava"] = _backends("vlm", str(models["llava-qwen2-0.5b-random"]), generate)
-    for name in ("smollm2_lm", "llava"):
-        _bandwidth_bound(report[name], report["read_bandwidth_gbs"], Path(report[name]["torch"]["model"]))
+    print("export to IR (once, each in its own process)", flush=True)
+    exports = {(kind, weights): run_child("export", {**common, "kind": kind, "model": str(models[model]),
+                                                    "weights": weights})
+               for kind, model in (("lm", "smollm2-135m-random"), ("vlm", "llava-qwen2-0.5b-random"))
+               for weights in OV_FORMATS}
+    # SmolVLM's image splitting costs ~10x per first token: measured once, outside the rounds.
+    split = run_child("generate", {**common, "new_tokens": 0, "kind": "vlm", "model": str(models["smolvlm-256m-random"]),
+                                   "backend": "torch", "processor_kwargs": {"do_image_splitting": True}})
+    plan = _plan(models, exports, {**common, "new_tokens": options.new_tokens})
+    measured: dict = {}
+    for round_ in range(1, options.rounds + 1):
+        print(f"round {round_}/{options.rounds}", flush=True)
+        for (section, name), (job, args) in plan.items():
+            measured.setdefault((section, name), []).append(run_child(job, args))
+    for (section, name), rounds in measured.items():
+        extra = exports.get((plan[(section, name)][1].get("kind"), name.split()[0].removeprefix("openvino-")), {})
+        report.setdefault(section, {})[name] = {**extra, **_median_of_rounds(rounds)}
+    report["smolvlm"]["torch (image splitting)"] = split
+    for name, model in (("smollm2_lm", "smollm2-135m-random"), ("llava", "llava-qwen2-0.5b-random")):
+        _bandwidth_bound(report[name], report["read_bandwidth_gbs"], models[model])
     report["ratios"] = _ratios(report)
 
     options.out.mkdir(parents=True, exist_ok=True)
@@ -291,20 +291,41 @@ def main() -> None:
     print(f"wrote {stem}.json and .png")
 
 
-def _backends(kind: str, model: str, common: dict) -> dict:
-    """torch fp32, then each OpenVINO weight format (exported first, in its own process)."""
-    results = {"torch": {**run_child("generate", {**common, "kind": kind, "model": model, "backend": "torch"}),
-                         "model": model}}
-    for weights in OV_FORMATS:
-        export = run_child("export", {**common, "kind": kind, "model": model, "weights": weights})
-        measured = run_child("generate", {**common, "kind": kind, "model": model, "backend": "openvino",
-                                          "ir": export["folder"]})
-        results[f"openvino-{weights}"] = {**export, **measured}
-        if weights == "fp32":
-            # This CPU has AVX-512 BF16, so OpenVINO computes an fp32 IR in bf16 unless told otherwise.
-            results["openvino-fp32 (f32 compute)"] = {**export, **run_child("generate", {
-                **common, "kind": kind, "model": model, "backend": "openvino-fp32-f32", "ir": export["folder"]})}
-    return results
+def _plan(models: dict[str, Path], exports: dict, generate: dict) -> dict:
+    """Every measured configuration: (section, name) → (job, arguments), in the order a round runs them."""
+    clip, common = str(models["clip-vit-b-32"]), {key: generate[key] for key in ("cache", "runs")}
+    plan = {("clip", "torch"): ("clip", {**common, "model": clip, "backend": "torch"})}
+    for name, weights, config in (("openvino-fp32", "fp32", {}),
+                                  ("openvino-fp32 (f32 compute)", "fp32", {"INFERENCE_PRECISION_HINT": "f32"}),
+                                  ("openvino-int8", "int8", {})):
+        plan[("clip", name)] = ("clip", {**common, "model": clip, "backend": "openvino", "weights": weights,
+                                         "config": config})
+    plan[("smolvlm", "torch (one tile)")] = ("generate", {
+        **generate, "kind": "vlm", "model": str(models["smolvlm-256m-random"]), "backend": "torch",
+        "processor_kwargs": {"do_image_splitting": False}})
+    for section, kind, model in (("smollm2_lm", "lm", "smollm2-135m-random"),
+                                 ("llava", "vlm", "llava-qwen2-0.5b-random")):
+        args = {**generate, "kind": kind, "model": str(models[model])}
+        plan[(section, "torch")] = ("generate", {**args, "backend": "torch"})
+        for weights in OV_FORMATS:
+            ir = exports[(kind, weights)]["folder"]
+            plan[(section, f"openvino-{weights}")] = ("generate", {**args, "backend": "openvino", "ir": ir})
+            if weights == "fp32":
+                # This CPU has AVX-512 BF16, so OpenVINO computes an fp32 IR in bf16 unless told otherwise.
+                plan[(section, "openvino-fp32 (f32 compute)")] = ("generate", {**args, "backend": "openvino-fp32-f32",
+                                                                               "ir": ir})
+    return plan
+
+
+def _median_of_rounds(rounds: list[dict]) -> dict:
+    """Each numeric figure's median over the rounds, with every round's value kept for the spread."""
+    merged = dict(rounds[0])
+    for key, value in rounds[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "prompt_tokens":
+            values = [r[key] for r in rounds]
+            merged[key] = round(statistics.median(values), 3)
+            merged.setdefault("rounds", {})[key] = values
+    return merged
 
 
 def _bandwidth_bound(results: dict, bandwidth_gbs: float, model_dir: Path) -> None:
