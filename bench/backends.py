@@ -244,8 +244,13 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=ROOT / "model_cache",
                         help="model cache; random models go to <cache>/bench, IR to <cache>/bench/openvino")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--table", type=Path, metavar="RESULTS_JSON",
+                        help="print the README's markdown table of an earlier run's results and exit")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     options = parser.parse_args()
+    if options.table:
+        print(markdown_table(json.loads(options.table.read_text())))
+        return
     if options.child:
         job, args = options.child
         print(json.dumps(JOBS[job](json.loads(args))))
@@ -372,6 +377,44 @@ def _ratios(report: dict) -> dict:
         "smolvlm_ttft_splitting_vs_one_tile": ratio(smol["torch (image splitting)"]["ttft_s"],
                                                     smol["torch (one tile)"]["ttft_s"]),
     }
+
+
+def markdown_table(report: dict) -> str:
+    """The README's table: every backend's figures with their ratio to torch."""
+    names = ["torch", "openvino-fp32", "openvino-fp32 (f32 compute)", "openvino-int8", "openvino-int4"]
+    header = ["", "torch fp32", "OpenVINO fp32 IR (bf16 compute)", "OpenVINO fp32 IR, f32 compute",
+              "OpenVINO int8", "OpenVINO int4"]
+
+    def row(label: str, section: dict, key: str, unit: str, better: str | None, digits: int = 1) -> str:
+        base = section["torch"].get(key)
+        cells = []
+        for name in names:
+            value = section.get(name, {}).get(key)
+            if value is None:
+                cells.append("–")
+                continue
+            ratio = (base / value if better == "lower" else value / base) if better and base and name != "torch" else None
+            cells.append(f"{value:.{digits}f}{' ' + unit if unit else ''}" + (f" ({ratio:.1f}x)" if ratio else ""))
+        return f"| {label} | " + " | ".join(cells) + " |"
+
+    def ir(section: dict) -> str:
+        cells = ["–"] + [f"{section[name]['export_s']:.0f} s, {section[name]['ir_mb']:.0f} MB"
+                         if name in section and "export_s" in section[name] else "–" for name in names[1:]]
+        return " | ".join(cells)
+
+    clip, lm, llava = report["clip"], report["smollm2_lm"], report["llava"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+             row("CLIP ViT-B/32: image forward", clip, "image_ms", "ms", "lower"),
+             row("CLIP ViT-B/32: peak RSS", clip, "peak_rss_mb", "MB", "lower", 0),
+             row("SmolVLM-256M's decoder (SmolLM2-135M): decode", lm, "decode_tok_s", "tok/s", "higher"),
+             row("SmolLM2-135M: share of the memory-read bound", lm, "share_of_bound", "", None, 2),
+             f"| SmolLM2-135M: export time, IR size | {ir(lm)} |",
+             row("LLaVA 0.58B: time to first token (photo + prompt)", llava, "ttft_s", "s", "lower", 2),
+             row("LLaVA 0.58B: decode", llava, "decode_tok_s", "tok/s", "higher"),
+             row("LLaVA 0.58B: share of the memory-read bound", llava, "share_of_bound", "", None, 2),
+             row("LLaVA 0.58B: peak RSS", llava, "peak_rss_mb", "MB", "lower", 0),
+             f"| LLaVA 0.58B: export time, IR size | {ir(llava)} |"]
+    return "\n".join(lines)
 
 
 def chart(report: dict, path: Path) -> None:
