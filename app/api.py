@@ -62,7 +62,7 @@ def info():
         vocabulary_size=len(registry.vocabulary.labels),
         limits={"max_image_mb": settings.max_image_mb, "max_image_pixels": settings.max_image_pixels,
                 "max_text_chars": settings.max_text_chars, "max_objects": settings.max_objects,
-                "max_images": settings.max_images,
+                "max_images": settings.max_images, "max_in_flight": settings.max_in_flight,
                 "image_max_side": registry.preset.image_max_side},
         versions={"python": platform.python_version(), **{name: _version(name) for name in _VERSIONED}},
     )
@@ -78,7 +78,8 @@ def process():
         message = ("Models are still loading; retry shortly." if registry.state == "loading"
                    else "Models failed to load; see /readyz for the reason.")
         raise ApiError(503, "not_ready", message, {"Retry-After": "5"})
-    body = answer(_read_fields(), registry, current_app.config["GUIDEPOST"], request_id(), started)
+    with current_app.extensions["guidepost.admission"].slot():  # before the body is read: refusing costs nothing
+        body = answer(_read_fields(), registry, current_app.config["GUIDEPOST"], request_id(), started)
     return jsonify(body)
 
 
