@@ -78,9 +78,22 @@ def process():
         message = ("Models are still loading; retry shortly." if registry.state == "loading"
                    else "Models failed to load; see /readyz for the reason.")
         raise ApiError(503, "not_ready", message, {"Retry-After": "5"})
-    with current_app.extensions["guidepost.admission"].slot():  # before the body is read: refusing costs nothing
+    with current_app.extensions["guidepost.admission"].slot():  # before parsing: refusing costs little
         body = answer(_read_fields(), registry, current_app.config["GUIDEPOST"], request_id(), started)
     return jsonify(body)
+
+
+@bp.after_app_request
+def _drain_unread_body(response):
+    """Read a body nobody parsed (a request refused early: 401, 404, 503), so its connection stays usable."""
+    # gunicorn keeps a connection alive only when at most 64 KiB of the body was left unread; past that it closes
+    # it after announcing keep-alive (the client's next request on it fails) and lingers up to 2 s draining it.
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if request.content_length and (limit is None or request.content_length <= limit):
+        stream = request.stream
+        while stream.read(2**16):
+            pass
+    return response
 
 
 def _read_fields() -> dict:

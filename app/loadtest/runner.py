@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-import requests
+import urllib3
 from tqdm import tqdm
 
 from .payloads import Payload
@@ -29,6 +31,7 @@ class LoadRunner:
     def __init__(self, url: str, payloads: list[Payload], *, timeout_s: float = 60, max_backoff_s: float = 1.0,
                  api_key: str | None = None, progress: bool = True):
         self.url = url.rstrip("/")
+        self.path = urlsplit(self.url).path + "/process"
         self.payloads = payloads
         self.timeout_s = timeout_s
         self.max_backoff_s = max_backoff_s
@@ -46,13 +49,15 @@ class LoadRunner:
                    leave=False)
 
         def user() -> None:
-            session = requests.Session()  # one kept-alive connection per user, like a phone app
+            # One kept-alive connection per user, like a phone app. urllib3 rather than requests: requests adds
+            # about 0.7 ms of its own to every request here, which would be counted as server overhead.
+            pool = urllib3.connection_from_url(self.url, maxsize=1, block=True, retries=False)
             while True:
                 with lock:
                     n = next(tickets)
                 if n >= level.max_requests or time.perf_counter() >= deadline:
                     return
-                record = self.send(session, self.payloads[n % len(self.payloads)], t0)
+                record = self.send(pool, self.payloads[n % len(self.payloads)], t0)
                 with lock:
                     records.append({"level": level.concurrency, "n": n, **record})
                     bar.update()
@@ -70,31 +75,32 @@ class LoadRunner:
         wall = time.perf_counter() - start
         return sorted(records, key=lambda r: r["n"]), wall
 
-    def send(self, session: requests.Session, payload: Payload, t0: float) -> dict:
+    def send(self, pool: urllib3.HTTPConnectionPool, payload: Payload, t0: float) -> dict:
         """POST one body; status, latency, error code, Retry-After and the server's own timings."""
         record = {"photo": payload.photo, "t_s": None, "latency_ms": None, "status": None, "code": None,
                   "retry_after": None, "fallback": None, "timings_ms": None}
         started = time.perf_counter()
         record["t_s"] = round(started - t0, 4)
         try:
-            response = session.post(f"{self.url}/process", data=payload.body, timeout=self.timeout_s,
-                                     headers={**self.headers, "Content-Type": payload.content_type})
-            body = response.json() if response.headers.get("Content-Type", "").startswith("application/json") else None
-        except requests.Timeout:
+            response = pool.request("POST", self.path, body=payload.body, timeout=self.timeout_s, retries=False,
+                                    headers={**self.headers, "Content-Type": payload.content_type})
+            is_json = response.headers.get("Content-Type", "").startswith("application/json")
+            body = json.loads(response.data) if is_json else None
+        except urllib3.exceptions.TimeoutError:
             record["code"] = "timeout"
-        except requests.RequestException as exc:
-            record["code"] = "connection_error" if isinstance(exc, requests.ConnectionError) else "client_error"
+        except urllib3.exceptions.HTTPError:  # refused, reset, closed without an answer
+            record["code"] = "connection_error"
         except ValueError:  # a JSON content type with a body that is not JSON: a proxy's error page
-            record["status"], record["code"] = response.status_code, f"http_{response.status_code}"
+            record["status"], record["code"] = response.status, f"http_{response.status}"
         else:
-            record["status"] = response.status_code
-            if response.status_code == 200 and isinstance(body, dict) and "timings_ms" in body:
+            record["status"] = response.status
+            if response.status == 200 and isinstance(body, dict) and "timings_ms" in body:
                 record["timings_ms"], record["fallback"] = body["timings_ms"], body["fallback"]
-            elif response.status_code == 200:
+            elif response.status == 200:
                 record["code"] = "unexpected_body"
             else:
                 error = body.get("error") if isinstance(body, dict) else None
-                record["code"] = error["code"] if isinstance(error, dict) else f"http_{response.status_code}"
+                record["code"] = error["code"] if isinstance(error, dict) else f"http_{response.status}"
                 record["retry_after"] = _seconds(response.headers.get("Retry-After"))
         record["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
         return record
