@@ -34,9 +34,13 @@ from app.loadtest.targets import Target, measure  # noqa: E402
 from app.loadtest.server import ServerFailed  # noqa: E402
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown after each option; the examples kept as written."""
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=_HelpFormatter,
+                                     epilog=__doc__.split("\n", 2)[2])
     target = parser.add_argument_group("targets (the first is the baseline of the ratios)")
     target.add_argument("--url", action="append", default=[], help="a running server, e.g. http://127.0.0.1:5000")
     target.add_argument("--start", action="append", default=[], metavar="'NAME=VALUE ...'",
@@ -66,7 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       help="after a 503 a client waits Retry-After, at most this long, before its next request")
     out = parser.add_argument_group("report")
     out.add_argument("--sla-ms", type=float, default=1500, help="latency threshold of the SLA share")
-    out.add_argument("--output-dir", type=Path, default=ROOT / "bench" / "results")
+    out.add_argument("--output-dir", type=Path, default=ROOT / "bench" / "results", help="where the report goes")
     out.add_argument("--name", default=None, help="file name stem; default load-<date>-<mode>")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -78,6 +82,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.level_list = [args.concurrency]
     if min(args.level_list) < 1 or (args.requests is not None and args.requests < 1):
         parser.error("concurrency and --requests must be at least 1")
+    width, x, height = args.size.partition("x")
+    if not (x and width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
+        parser.error(f"--size '{args.size}' is not WIDTHxHEIGHT, e.g. 640x480")
+    args.size_wh = (int(width), int(height))
+    try:
+        args.targets = [Target(label=url, url=url) for url in args.url] + [Target.started(s) for s in args.start]
+    except ValueError as exc:
+        parser.error(str(exc))
     return args
 
 
@@ -90,15 +102,13 @@ def build_levels(args: argparse.Namespace) -> list[Level]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    width, _, height = args.size.partition("x")
-    photos = photo_files(args.image) if args.image else default_photos((int(width), int(height)))
+    photos = photo_files(args.image) if args.image else default_photos(args.size_wh)
     objects = [o.strip() for o in args.objects.split(",") if o.strip()] if args.objects else None
     payloads = build_payloads(photos, args.format, objects, args.text)
-    targets = [Target(label=url, url=url) for url in args.url] + [Target.started(spec) for spec in args.start]
     levels = build_levels(args)
 
     results = []
-    for target in targets:
+    for target in args.targets:
         print(f"== {target.label}", flush=True)
         try:
             result = measure(target, levels, payloads, sla_ms=args.sla_ms, warmup=args.warmup,
