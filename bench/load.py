@@ -65,6 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     body.add_argument("--objects", default=None, help="comma-separated client objects (the server skips CLIP)")
     body.add_argument("--text", default=None, help="the user's question")
     body.add_argument("--api-key", default=None, help="sent as X-API-Key")
+    body.add_argument("--new-connections", action="store_true",
+                      help="one TCP connection per request (Connection: close), like a phone that reconnects for "
+                           "each photo; by default each client keeps its connection alive")
     body.add_argument("--timeout-s", type=float, default=60, help="client timeout per request")
     body.add_argument("--max-backoff-s", type=float, default=1.0,
                       help="after a 503 a client waits Retry-After, at most this long, before its next request")
@@ -106,14 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     objects = [o.strip() for o in args.objects.split(",") if o.strip()] if args.objects else None
     payloads = build_payloads(photos, args.format, objects, args.text)
     levels = build_levels(args)
+    client = {"timeout_s": args.timeout_s, "max_backoff_s": args.max_backoff_s, "api_key": args.api_key,
+              "new_connections": args.new_connections, "progress": not args.no_progress}
 
     results = []
     for target in args.targets:
         print(f"== {target.label}", flush=True)
         try:
-            result = measure(target, levels, payloads, sla_ms=args.sla_ms, warmup=args.warmup,
-                             timeout_s=args.timeout_s, max_backoff_s=args.max_backoff_s, api_key=args.api_key,
-                             progress=not args.no_progress)
+            result = measure(target, levels, payloads, sla_ms=args.sla_ms, warmup=args.warmup, client=client)
         except (ServerFailed, ConnectionError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -133,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {"mode": args.mode, "levels": [vars(level) for level in levels], "sla_ms": args.sla_ms,
                      "format": args.format, "objects": objects, "text": args.text, "warmup": args.warmup,
                      "timeout_s": args.timeout_s, "max_backoff_s": args.max_backoff_s,
+                     "new_connections": args.new_connections,
                      "photos": [{"name": p.name, "bytes": len(p.data)} for p in photos]},
         "definitions": {"throughput_rps": "answers (200) per second of the level's wall time",
                         "sla.share_within": "share of all requests answered (200) within the threshold",

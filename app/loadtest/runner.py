@@ -29,13 +29,15 @@ class LoadRunner:
     """Sends the payloads in turn to one server's /process and records what each request got."""
 
     def __init__(self, url: str, payloads: list[Payload], *, timeout_s: float = 60, max_backoff_s: float = 1.0,
-                 api_key: str | None = None, progress: bool = True):
+                 api_key: str | None = None, new_connections: bool = False, progress: bool = True):
         self.url = url.rstrip("/")
         self.path = urlsplit(self.url).path + "/process"
         self.payloads = payloads
         self.timeout_s = timeout_s
         self.max_backoff_s = max_backoff_s
         self.headers = {"X-API-Key": api_key} if api_key else {}
+        if new_connections:  # a phone that reconnects for every photo: each request is accepted anew by a worker
+            self.headers["Connection"] = "close"
         self.progress = progress
 
     def run(self, level: Level, t0: float) -> tuple[list[dict], float]:
@@ -49,8 +51,8 @@ class LoadRunner:
                    leave=False)
 
         def user() -> None:
-            # One kept-alive connection per user, like a phone app. urllib3 rather than requests: requests adds
-            # about 0.7 ms of its own to every request here, which would be counted as server overhead.
+            # One connection per user, kept alive unless new_connections. urllib3 rather than requests: requests
+            # adds about 0.7 ms of its own to every request here, which would be counted as server overhead.
             pool = urllib3.connection_from_url(self.url, maxsize=1, block=True, retries=False)
             while True:
                 with lock:

@@ -38,19 +38,20 @@ class Target:
 
 
 def measure(target: Target, levels: list[Level], payloads: list[Payload], *, sla_ms: float, warmup: int,
-            timeout_s: float, max_backoff_s: float, api_key: str | None, progress: bool,
-            ready_timeout_s: float = 180, rss_interval_s: float = 0.5) -> dict:
-    """Run the levels in order against one target; its summary per level, every record and its RSS."""
+            client: dict, ready_timeout_s: float = 180, rss_interval_s: float = 0.5) -> dict:
+    """Run the levels in order against one target; its summary per level, every record and its RSS.
+
+    `client` holds LoadRunner's options (timeout_s, max_backoff_s, api_key, new_connections, progress).
+    """
+    api_key = client.get("api_key")
     with tempfile.TemporaryDirectory(prefix="guidepost-load-") as tmp:
         server = LocalServer(target.env, Path(tmp) / "gunicorn.log", ready_timeout_s=ready_timeout_s) \
             if target.env is not None else None
         with server or nullcontext():
             url = server.url if server else target.url
             if server is None:  # a started server has already answered ready on every worker
-                HttpAnswerer(url, concurrency=1, timeout_s=timeout_s, retries=0, api_key=api_key) \
-                    .wait_ready(ready_timeout_s)
-            runner = LoadRunner(url, payloads, timeout_s=timeout_s, max_backoff_s=max_backoff_s, api_key=api_key,
-                                progress=progress)
+                HttpAnswerer(url, concurrency=1, timeout_s=30, retries=0, api_key=api_key).wait_ready(ready_timeout_s)
+            runner = LoadRunner(url, payloads, **client)
             info = _server_info(url, api_key)
             if warmup:  # first requests pay for connections and lazy allocations: not measured
                 runner.run(Level(concurrency=min(2, warmup), max_requests=warmup, max_seconds=ready_timeout_s),
