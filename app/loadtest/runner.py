@@ -47,8 +47,8 @@ class LoadRunner:
         records: list[dict] = []
         start = time.perf_counter()
         deadline = start + level.max_seconds
-        bar = tqdm(total=None if level.timed else level.max_requests, desc=f"concurrency {level.concurrency}", unit="req", disable=not self.progress,
-                   leave=False)
+        bar = tqdm(total=None if level.timed else level.max_requests, desc=f"concurrency {level.concurrency}",
+                   unit="req", disable=not self.progress, leave=False)
 
         def user() -> None:
             # One connection per user, kept alive unless new_connections. urllib3 rather than requests: requests
