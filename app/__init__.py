@@ -6,6 +6,7 @@ import logging
 import click
 from flask import Flask
 
+from .admission import Admission
 from .config import ConfigError, load_settings
 from .errors import register_error_handlers
 from .registry import Registry
@@ -37,6 +38,7 @@ def create_app(config: dict | None = None) -> Flask:
     except (ValueError, OSError) as exc:
         raise ConfigError(str(exc)) from None
     app.extensions["guidepost"] = registry
+    app.extensions["guidepost.admission"] = Admission(settings.max_in_flight)  # one per worker: each builds its own app
     if click.get_current_context(silent=True) is None:
         if settings.load_in_background:
             registry.start(background=True)

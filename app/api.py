@@ -63,7 +63,7 @@ def info():
         vocabulary_size=len(registry.vocabulary.labels),
         limits={"max_image_mb": settings.max_image_mb, "max_image_pixels": settings.max_image_pixels,
                 "max_text_chars": settings.max_text_chars, "max_objects": settings.max_objects,
-                "max_images": settings.max_images,
+                "max_images": settings.max_images, "max_in_flight": settings.max_in_flight,
                 "image_max_side": registry.preset.image_max_side},
         versions={"python": platform.python_version(), **{name: _version(name) for name in _VERSIONED}},
     )
@@ -79,8 +79,22 @@ def process():
         message = ("Models are still loading; retry shortly." if registry.state == "loading"
                    else "Models failed to load; see /readyz for the reason.")
         raise ApiError(503, "not_ready", message, {"Retry-After": "5"})
-    body = answer(_read_fields(), registry, current_app.config["GUIDEPOST"], request_id(), started)
+    with current_app.extensions["guidepost.admission"].slot():  # before parsing: refusing costs little
+        body = answer(_read_fields(), registry, current_app.config["GUIDEPOST"], request_id(), started)
     return jsonify(body)
+
+
+@bp.after_app_request
+def _drain_unread_body(response):
+    """Read a body nobody parsed (a request refused early: 401, 404, 503), so its connection stays usable."""
+    # gunicorn keeps a connection alive only when at most 64 KiB of the body was left unread; past that it closes
+    # it after announcing keep-alive (the client's next request on it fails) and lingers up to 2 s draining it.
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if request.content_length and (limit is None or request.content_length <= limit):
+        stream = request.stream
+        while stream.read(2**16):
+            pass
+    return response
 
 
 def _read_fields() -> dict:

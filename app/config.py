@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     bind: str = Field("", description="gunicorn listen address; default 0.0.0.0:$PORT (PORT defaults to 5000).")
     workers: int = Field(1, ge=1, description="gunicorn worker processes; each loads its own copy of the models.")
     threads: int = Field(4, ge=1, description="Request threads per worker; the VLM still runs one generation at a time.")
+    max_in_flight: int = Field(
+        2, ge=0,
+        description="/process requests one worker admits at once (one generating, one decoded and waiting for the "
+                    "model); the next gets 503 overloaded with Retry-After at once. 0: no bound.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Python log level.")
 
     @field_validator("device")
@@ -69,6 +73,16 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value):
         return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _admission_below_threads(self) -> "Settings":
+        # A request beyond the threads waits in gunicorn's queue, where the app cannot refuse it.
+        if self.max_in_flight >= self.threads:
+            raise ValueError(
+                f"GUIDEPOST_MAX_IN_FLIGHT={self.max_in_flight} must be less than GUIDEPOST_THREADS={self.threads}, "
+                "so that a free thread can refuse the next request at once; raise GUIDEPOST_THREADS or lower "
+                "GUIDEPOST_MAX_IN_FLIGHT")
+        return self
 
     @property
     def api_key_set(self) -> frozenset[str]:
@@ -96,7 +110,9 @@ def load_settings(overrides: dict | None = None) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            name = str(err["loc"][0]) if err["loc"] else "?"
-            given = err.get("input")
+            if not err["loc"]:  # a rule across settings: its message names them
+                problems.append(err["msg"].removeprefix("Value error, "))
+                continue
+            name, given = str(err["loc"][0]), err.get("input")
             problems.append(f"GUIDEPOST_{name.upper()}={given!r}: {err['msg']}")
         raise ConfigError("Invalid configuration:\n  " + "\n  ".join(problems)) from None

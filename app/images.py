@@ -47,7 +47,7 @@ def decode_image(data: bytes, *, max_pixels: int, max_side: int) -> Image.Image:
         image.load()
         if image.mode in _RESIZABLE:
             image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)  # shrink before any full-size copy
-        image = ImageOps.exif_transpose(image)
+        ImageOps.exif_transpose(image, in_place=True)  # without an Orientation tag a copy would cost 0.2 ms
         image = to_rgb(image)
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ApiError(400, "invalid_image", f"The image is truncated or corrupt: {exc}.") from None

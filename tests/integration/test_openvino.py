@@ -8,7 +8,6 @@ import openvino as ov
 import pytest
 import torch.nn.functional as F
 
-from app import create_app
 from app.config import PROJECT_ROOT
 from app.registry import ModelLoadError
 from tests.helpers import presets_dir
@@ -32,7 +31,8 @@ def ov_presets(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def ov_app(make_app, ov_presets):
-    return make_app(preset="tiny-ov", presets_dir=str(ov_presets))
+    # No admission bound: the concurrency test must reach the compiled models from many threads at once.
+    return make_app(preset="tiny-ov", presets_dir=str(ov_presets), max_in_flight=0)
 
 
 def registry(app):
@@ -105,8 +105,8 @@ def test_compressed_weights_load_and_answer(make_app, model_cache, jpeg, weights
     assert stored in _constant_types(model_cache / "openvino" / f"tiny-llava-main-{weights}")
 
 
-def test_export_command_then_start_without_exporting(make_app, model_cache, monkeypatch):
-    runner = create_app({"preset": "tiny", "model_cache": str(model_cache)}).test_cli_runner()
+def test_export_command_then_start_without_exporting(app, make_app, model_cache, monkeypatch):
+    runner = app.test_cli_runner()
     result = runner.invoke(args=["export-openvino", "--preset", "tiny", "--weights", "fp16"])
     assert result.exit_code == 0, result.output
     assert "detector:" in result.output and "VLM:" in result.output
@@ -128,8 +128,6 @@ def test_unsupported_family_names_it_and_the_supported_ones(make_app, ov_presets
     assert "GUIDEPOST_BACKEND=torch" in message
 
 
-def test_export_command_refuses_an_unsupported_family(model_cache, ov_presets):
-    runner = create_app({"preset": "tiny-ov", "model_cache": str(model_cache),
-                         "presets_dir": str(ov_presets)}).test_cli_runner()
-    result = runner.invoke(args=["export-openvino", "--preset", "tiny-smolvlm-ov", "--weights", "int8"])
+def test_export_command_refuses_an_unsupported_family(ov_app):
+    result = ov_app.test_cli_runner().invoke(args=["export-openvino", "--preset", "tiny-smolvlm-ov", "--weights", "int8"])
     assert result.exit_code != 0 and "'idefics3'" in result.output

@@ -73,3 +73,13 @@ def test_readme_documents_every_setting():
     readme = (PROJECT_ROOT / "README.md").read_text()
     missing = [f"GUIDEPOST_{name.upper()}" for name in Settings.model_fields if f"`GUIDEPOST_{name.upper()}`" not in readme]
     assert not missing, f"README.md does not document {missing}"
+
+
+def test_admission_bound_must_leave_a_thread_to_refuse(monkeypatch):
+    # With as many slots as threads, the next request would wait in gunicorn's queue instead of being refused.
+    monkeypatch.setenv("GUIDEPOST_THREADS", "4")
+    monkeypatch.setenv("GUIDEPOST_MAX_IN_FLIGHT", "4")
+    with pytest.raises(ConfigError, match="GUIDEPOST_MAX_IN_FLIGHT=4 must be less than GUIDEPOST_THREADS=4"):
+        load_settings()
+    assert load_settings({"max_in_flight": 0}).max_in_flight == 0, "0 turns the bound off"
+    assert load_settings({"threads": 8, "max_in_flight": 4}).max_in_flight == 4

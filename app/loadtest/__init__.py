@@ -1,0 +1,1 @@
+"""Serving benchmark: load a running Guidepost over HTTP and report latency, throughput, overload and RSS."""

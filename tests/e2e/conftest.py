@@ -1,0 +1,16 @@
+"""A real gunicorn on 127.0.0.1 with the tiny preset, shared by the end-to-end tests of a module."""
+from __future__ import annotations
+
+import pytest
+
+from app.loadtest.server import LocalServer
+
+
+@pytest.fixture(scope="module")
+def server(model_cache, tmp_path_factory):
+    """gunicorn with 2 workers on the tiny preset, every worker ready; stopped with SIGTERM and reaped."""
+    env = {"GUIDEPOST_PRESET": "tiny", "GUIDEPOST_MODEL_CACHE": str(model_cache), "GUIDEPOST_WORKERS": "2",
+           "GUIDEPOST_THREADS": "4"}
+    log = tmp_path_factory.mktemp("gunicorn") / "server.log"
+    with LocalServer(env, log, ready_timeout_s=120) as local:
+        yield local.url, local.proc, log

@@ -1,0 +1,59 @@
+"""bench/load.py end to end: a sweep against a running gunicorn compared with one it starts itself."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from app.config import PROJECT_ROOT
+
+pytestmark = pytest.mark.e2e
+PHOTO = PROJECT_ROOT / "tests" / "data" / "example" / "images" / "coffee.jpg"
+
+
+def test_sweep_compares_a_running_server_with_a_started_one(server, model_cache, tmp_path):
+    base, proc, _ = server
+    env = {**os.environ, "GUIDEPOST_PRESET": "tiny", "GUIDEPOST_MODEL_CACHE": str(model_cache)}
+    started = "GUIDEPOST_WORKERS=1 GUIDEPOST_THREADS=2 GUIDEPOST_MAX_IN_FLIGHT=1"
+    run = subprocess.run([sys.executable, "bench/load.py", "--url", base, "--start", started, "--mode", "sweep",
+                          "--levels", "1,4", "--requests", "8", "--warmup", "2", "--image", str(PHOTO),
+                          "--format", "json", "--objects", "car, dog", "--output-dir", str(tmp_path), "--name", "t",
+                          "--no-progress"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "ratios over the baseline" in run.stdout and "wrote" in run.stdout
+
+    report = json.loads((tmp_path / "t.json").read_text())
+    assert report["settings"]["photos"] == [{"name": "coffee.jpg", "bytes": PHOTO.stat().st_size}]
+    running, local = report["targets"]
+    assert running["url"] == base and running["started_with"] is None
+    assert local["started_with"]["GUIDEPOST_MAX_IN_FLIGHT"] == "1" and local["server"]["limits"]["max_in_flight"] == 1
+    for target in (running, local):
+        assert [level["concurrency"] for level in target["levels"]] == [1, 4]
+        assert len(target["records"]) == 16
+        for level in target["levels"]:
+            assert level["requests"] == 8 and sum(level["statuses"].values()) == 8
+            # Refusals under load are 503 overloaded, answered with Retry-After; nothing else goes wrong.
+            assert set(level["statuses"]) <= {"200", "503"} and set(level["errors"]) <= {"overloaded"}
+            assert level["statuses"]["200"] >= 1 and level["throughput_rps"] > 0
+            assert level["latency_ms"]["p50"] > 0 and level["sla"]["threshold_ms"] == 1500
+            assert set(level["overhead_ms"]) == {"server_outside_models", "outside_server", "outside_models"}
+            assert all(level["server_ms"][stage]["count"] == level["statuses"]["200"]
+                       for stage in ("decode", "detect", "generate", "total"))
+        first = target["levels"][0]
+        assert first["statuses"] == {"200": 8}, "one client never overloads a worker"
+        answered = [r for r in target["records"] if r["status"] == 200]
+        assert all(r["timings_ms"]["total"] <= r["latency_ms"] for r in answered)
+        refused = [r for r in target["records"] if r["status"] == 503]
+        assert all(r["code"] == "overloaded" and r["retry_after"] == 1 for r in refused)
+        assert target["rss"]["samples"] and target["rss"]["peak_mib"] > 0, "both servers run on this machine"
+    assert [row["concurrency"] for row in report["comparison"]["ratios"]] == [1, 4]
+    assert report["comparison"]["baseline"] == base
+
+    assert not psutil.pid_exists(local["rss"]["pid"]), "the started gunicorn was stopped and reaped"
+    assert proc.poll() is None, "the running server is left running"
+    for suffix in ("latency", "levels", "stages", "rss"):
+        assert (tmp_path / f"t-{suffix}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
