@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -79,8 +80,11 @@ def compress_weights(ir, weights: str):
 class OpenVINOClipEncoder:
     """The two compiled towers; each thread gets its own infer request (a shared one fails with 'busy')."""
 
-    def __init__(self, image_model, text_model, identity: str):
-        self.image_model, self.text_model = image_model, text_model
+    def __init__(self, image_model, compile_text: Callable[[], object], identity: str):
+        self.image_model = image_model
+        # The text tower only embeds the vocabulary, which is usually read from the disk cache: compile it (time
+        # and memory in every worker) only when it is needed.
+        self._compile_text, self._text_model, self._text_lock = compile_text, None, threading.Lock()
         self.identity = identity
         self._local = threading.local()
 
@@ -90,7 +94,10 @@ class OpenVINOClipEncoder:
 
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
         """[N, context] token ids → [N, dim] text features (not normalised)."""
-        return self._infer("text", self.text_model, tokens.numpy().astype(np.int64))
+        with self._text_lock:
+            if self._text_model is None:
+                self._text_model = self._compile_text()
+        return self._infer("text", self._text_model, tokens.numpy().astype(np.int64))
 
     def _infer(self, tower: str, compiled, array: np.ndarray) -> torch.Tensor:
         request = getattr(self._local, tower, None)
@@ -103,16 +110,16 @@ class OpenVINOClipEncoder:
 
 def load_openvino_detector(spec: DetectorSpec, model_ref: str, vocabulary: Vocabulary, ov_spec: OpenVINOSpec,
                            properties: dict, cache_dir: Path) -> ClipDetector:
-    """Export once (or reuse the IR), compile both towers on ov_spec.device and embed the vocabulary."""
+    """Export once (or reuse the IR), compile the image tower on ov_spec.device and embed the vocabulary."""
     import openvino as ov
 
     folder, _ = export_clip(spec, model_ref, ov_spec.weights, cache_dir)
     meta = json.loads((folder / META).read_text(encoding="utf-8"))
     core = ov.Core()
     image_model = core.compile_model(folder / IMAGE_IR, ov_spec.device, properties)
-    text_model = core.compile_model(folder / TEXT_IR, ov_spec.device, properties)
     preprocess = image_transform_v2(PreprocessCfg(**meta["preprocess"]), is_train=False)
-    encoder = OpenVINOClipEncoder(image_model, text_model, identity=f"openvino-{ov_spec.weights}")
+    encoder = OpenVINOClipEncoder(image_model, lambda: core.compile_model(folder / TEXT_IR, ov_spec.device, properties),
+                                  identity=f"openvino-{ov_spec.weights}")
     log.info("CLIP %s on OpenVINO %s (%s) from %s", model_ref, ov_spec.device, ov_spec.weights, folder)
     return ClipDetector.with_vocabulary(encoder, preprocess, spec, model_ref, vocabulary,
                                         logit_scale=meta["logit_scale"], cache_dir=cache_dir)
