@@ -101,7 +101,8 @@ class Registry:
             from .vlm.openvino_vlm import OpenVINOVLM
 
             # Without an explicit thread count, OpenVINO takes the worker's share of the cores like torch does.
-            ov = self.openvino.model_copy(update={"threads": self.openvino.threads or settings.torch_threads})
+            ov = self.openvino = self.openvino.model_copy(
+                update={"threads": self.openvino.threads or settings.torch_threads})  # /info shows what runs
             properties = openvino_properties(ov.hint, ov.threads, ov.device, ov.config, cache)
             self.device, self.dtype = ov.device, ov.weights
             load_detector = partial(load_openvino_detector, det_spec, det_ref, self.vocabulary, ov, properties, cache)

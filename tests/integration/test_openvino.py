@@ -64,6 +64,8 @@ def test_process_on_openvino_reports_the_backend(ov_app, jpeg):
     assert body["model"]["backend"] == "openvino" and body["fallback"] is False and body["result"]
     info = client.get("/info").get_json()
     assert info["openvino"]["weights"] == "fp32" and info["openvino"]["device"] == "CPU"
+    # The preset leaves threads at 0, so the worker's torch share (GUIDEPOST_TORCH_THREADS) is what runs.
+    assert info["openvino"]["threads"] == ov_app.config["GUIDEPOST"].torch_threads
     assert info["versions"]["openvino"] and info["versions"]["optimum-intel"]
 
 
