@@ -85,8 +85,8 @@ def ensure_exported(folder: Path, identity: dict, export: Callable[[Path], None]
 @contextlib.contextmanager
 def _progress(what: str, folder: Path, staging: Path) -> Iterator[None]:
     # An export of a real model takes tens of seconds and gigabytes of RAM: log while it runs, not silence.
-    log.info("exporting %s to OpenVINO IR in %s (once; a 0.5B model takes ~45 s and ~3.3 GB RAM on 2 cores)",
-             what, folder)
+    log.info("exporting %s to OpenVINO IR in %s (once; a 0.58B model took 25-55 s and up to 4.8 GB RAM on "
+             "2 cores)", what, folder)
     started, done = time.monotonic(), threading.Event()
 
     def beat():
