@@ -1,4 +1,5 @@
-# Guidepost production image. Build: docker build -t guidepost .
+# Guidepost production image: the server only (the serve extra; no tools, no tests).
+# Build: docker build -t guidepost .
 # Run:   docker run -p 5000:5000 -v guidepost-models:/app/model_cache guidepost
 # GPU:   add --gpus all (the pinned torch wheel from PyPI is a CUDA build).
 FROM python:3.11-slim
@@ -7,13 +8,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
 
 WORKDIR /app
 COPY requirements.txt .
-# torch first, pinned as in requirements.txt, so no later package swaps its build.
-RUN pip install $(grep -E '^torch(vision)?==' requirements.txt) && pip install -r requirements.txt
+# torch first, pinned as in requirements.txt, so no later package swaps its build (its own layer: GBs, rarely changes).
+RUN pip install $(grep -E '^torch(vision)?==' requirements.txt)
 
-COPY app/ app/
+COPY pyproject.toml README.md wsgi.py gunicorn.conf.py ./
+COPY guidepost/ guidepost/
+# The tools' CLI modules are small and import their stack only when run; flask lists their commands.
+COPY guidepost_tools/ guidepost_tools/
 COPY models/ models/
 COPY prompts/ prompts/
-COPY wsgi.py gunicorn.conf.py ./
+RUN pip install -c requirements.txt -e '.[serve]'
 
 RUN useradd --create-home --uid 10001 guidepost \
     && mkdir -p /app/model_cache \

@@ -1,30 +1,45 @@
-# The README's commands. `make serve` and `make test` build the virtual environment on first use.
+# The README's commands. `make serve` and `make test` build the project's virtual environment on first use,
+# from pyproject.toml's extras with every version pinned by requirements.txt (the lock).
 PYTHON ?= python3.11
 VENV   ?= .venv
 PORT   ?= 5000
 BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
 # torch goes in first, pinned as in requirements.txt, so no later package can swap its build.
 TORCH_PINS := $(shell grep -E '^torch(vision)?==' requirements.txt)
 
-.PHONY: venv serve test test-fast clean-cache
+.PHONY: venv serve test test-fast lock clean-cache
 
-venv: $(VENV)/.installed
-
-$(VENV)/.installed: requirements.txt
+# The server alone: what `make serve` and the Docker image install.
+$(VENV)/.serve: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet "pip>=24,<27"
-	$(BIN)/python -m pip install --quiet $(TORCH_PINS)
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(PIP) install --quiet "pip>=24,<27"
+	$(PIP) install --quiet $(TORCH_PINS)
+	$(PIP) install --quiet -c requirements.txt -e '.[serve]'
 	touch $@
 
-serve: venv
+# Everything: the server, the tools (batch, evaluate, benchmarks) and the tests.
+$(VENV)/.all: $(VENV)/.serve
+	$(PIP) install --quiet -c requirements.txt -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.all
+
+serve: $(VENV)/.serve
 	PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-test: venv
+test: $(VENV)/.all
 	$(BIN)/python -m pytest
 
-test-fast: venv
+test-fast: $(VENV)/.all
 	$(BIN)/python -m pytest -m "not e2e"
+
+# Re-pin every dependency from pyproject.toml (after changing a range there); commit both files.
+lock: $(VENV)/.serve
+	$(PIP) install --quiet pip-tools
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --extra test --strip-extras \
+		--no-emit-index-url --no-emit-find-links -o requirements.txt pyproject.toml
+	sed -i '6a # Why each direct dependency is bounded or pinned as it is: the comments in pyproject.toml.\n#' requirements.txt
 
 clean-cache:
 	rm -rf model_cache/tiny model_cache/embeddings

@@ -1,7 +1,7 @@
-"""gunicorn settings for Guidepost; every value comes from a GUIDEPOST_* variable (see app/config.py)."""
+"""gunicorn settings for Guidepost; every value comes from a GUIDEPOST_* variable (see guidepost/config.py)."""
 import os
 
-from app.config import load_settings
+from guidepost.config import load_settings
 
 _settings = load_settings()  # fails fast, before any worker starts, on a bad GUIDEPOST_* value
 
@@ -16,8 +16,19 @@ preload_app = False
 timeout = 120
 graceful_timeout = 30
 keepalive = 5
-accesslog = "-"
-errorlog = "-"
+
+# One log format for gunicorn and the app's own loggers (guidepost.*), in the master and every worker.
+_FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": _FORMAT}, "access": {"format": "%(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"},
+                 "access": {"class": "logging.StreamHandler", "formatter": "access", "stream": "ext://sys.stdout"}},
+    "root": {"level": _settings.log_level, "handlers": ["console"]},
+    "loggers": {"gunicorn.error": {"level": _settings.log_level, "handlers": ["console"], "propagate": False},
+                "gunicorn.access": {"level": "INFO", "handlers": ["access"], "propagate": False}},
+}
 loglevel = _settings.log_level.lower()
 
 # Share the cores among workers: 2 workers x 2 torch threads on 2 cores was 2.5x slower than x 1.

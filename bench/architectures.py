@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from app import tiny
+from guidepost import tiny
 
 # SmolVLM-256M-Instruct (HuggingFaceTB): SigLIP base patch16 at 512 px, pixel shuffle x4 → 64 tokens a tile.
 SMOLVLM_256M = {

@@ -57,10 +57,9 @@ def build_models(cache: Path) -> dict[str, Path]:
 # ---------------------------------------------------------------- measurements (one subprocess each)
 
 def _photo():
-    from PIL import Image
-    from skimage import data
+    from guidepost_tools.photos import sample_photo
 
-    return Image.fromarray(data.coffee()).resize((640, 480))
+    return sample_photo("coffee").resize((640, 480))
 
 
 def _peak_rss_mb() -> float:
@@ -83,19 +82,19 @@ def job_clip(args: dict) -> dict:
     """CLIP image latency through the real detector loaders."""
     import torch
 
-    from app.detector import ClipDetector
-    from app.detector.openvino_clip import load_openvino_detector
-    from app.hazards import Vocabulary
-    from app.ir_cache import folder_size_mb, openvino_properties
-    from app.presets import DetectorSpec, OpenVINOSpec
+    from guidepost.detector.clip import load_torch_detector
+    from guidepost.detector.openvino_clip import load_openvino_detector
+    from guidepost.hazards import Vocabulary
+    from guidepost.ir_cache import folder_size_mb, openvino_properties
+    from guidepost.presets import DetectorSpec, OpenVINOSpec
 
     spec = DetectorSpec(arch=f"local-dir:{args['model']}")
     vocabulary = Vocabulary.load(ROOT / "models" / "vocabulary.yaml")
     cache = Path(args["cache"])
     started = time.perf_counter()
     if args["backend"] == "torch":
-        detector = ClipDetector.load(spec, spec.arch, vocabulary, device=torch.device("cpu"), dtype=torch.float32,
-                                     cache_dir=cache)
+        detector = load_torch_detector(spec, spec.arch, vocabulary, device=torch.device("cpu"), dtype=torch.float32,
+                                       cache_dir=cache)
         result = {}
     else:
         ov = OpenVINOSpec(weights=args["weights"], config=args["config"])
@@ -105,7 +104,7 @@ def job_clip(args: dict) -> dict:
         result = {"ir_mb": round(folder_size_mb(folder), 1)}
     load_s = time.perf_counter() - started
     photo = _photo()
-    pixels = detector.preprocess(photo).unsqueeze(0)
+    pixels = detector.preprocess(photo)
     return {**result, "load_s": round(load_s, 2),
             "image_ms": round(_median_s(lambda: detector.encoder.encode_image(pixels), args["runs"]) * 1000, 2),
             "detect_ms": round(_median_s(lambda: detector.detect(photo), args["runs"]) * 1000, 2),
@@ -114,9 +113,9 @@ def job_clip(args: dict) -> dict:
 
 def job_export(args: dict) -> dict:
     """Export one model to IR through the project's export code; time, size and peak RSS of the export."""
-    from app.ir_cache import folder_size_mb
-    from app.presets import VLMSpec
-    from app.vlm.openvino_vlm import export_vlm
+    from guidepost.ir_cache import folder_size_mb
+    from guidepost.presets import VLMSpec
+    from guidepost.vlm.openvino_vlm import export_vlm
 
     cache, started = Path(args["cache"]), time.perf_counter()
     if args["kind"] == "vlm":
@@ -131,8 +130,8 @@ def job_export(args: dict) -> dict:
 def _export_causal_lm(source: Path, weights: str, cache: Path) -> Path:
     from optimum.intel import OVModelForCausalLM
 
-    from app.ir_cache import ensure_exported, export_identity, ir_folder
-    from app.vlm.openvino_vlm import weight_compression
+    from guidepost.ir_cache import ensure_exported, export_identity, ir_folder
+    from guidepost.vlm.openvino_vlm import weight_compression
 
     def export(target: Path) -> None:
         compression = weight_compression(weights)
@@ -184,18 +183,21 @@ def _load_for_generate(args: dict):
             from optimum.intel import OVModelForCausalLM
             model = OVModelForCausalLM.from_pretrained(args["ir"], ov_config=ov_config)
         return model, inputs, lambda: None
+    from guidepost.presets import VLMSpec
+    from guidepost.vlm import VLM
+
     processor = AutoProcessor.from_pretrained(args.get("ir") or source, **args.get("processor_kwargs", {}))
     if backend == "torch":
         model = AutoModelForImageTextToText.from_pretrained(source).eval()
     else:
         from optimum.intel import OVModelForVisualCausalLM
         model = OVModelForVisualCausalLM.from_pretrained(args["ir"], ov_config=ov_config)
-    messages = [{"role": "user", "content": [{"type": "image", "image": _photo()}, {"type": "text", "text": PROMPT}]}]
+    # The server's own preprocessing (chat template + processor), float32 on the CPU for both backends.
+    vlm, photo = VLM(model, processor, VLMSpec(id=source.name), name=source.name), _photo()
 
     def prepare():
         inputs.clear()
-        inputs.update(processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                                    return_dict=True, return_tensors="pt"))
+        inputs.update(vlm.preprocess([photo], PROMPT))
     inputs: dict = {}
     prepare()
     return model, inputs, prepare

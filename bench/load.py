@@ -26,12 +26,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.loadtest import plots  # noqa: E402
-from app.loadtest.payloads import build_payloads, default_photos, photo_files  # noqa: E402
-from app.loadtest.report import OVERHEADS, compare  # noqa: E402
-from app.loadtest.runner import Level  # noqa: E402
-from app.loadtest.targets import Target, measure  # noqa: E402
-from app.loadtest.server import ServerFailed  # noqa: E402
+from guidepost_tools.loadtest import plots  # noqa: E402
+from guidepost_tools.loadtest.payloads import build_payloads, default_photos, photo_files  # noqa: E402
+from guidepost_tools.loadtest.report import OVERHEADS, compare  # noqa: E402
+from guidepost_tools.loadtest.runner import Level  # noqa: E402
+from guidepost_tools.loadtest.targets import Target, measure  # noqa: E402
+from guidepost_tools.loadtest.server import ServerFailed  # noqa: E402
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

@@ -30,8 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from app import create_app  # noqa: E402
-from app.config import PROJECT_ROOT  # noqa: E402
+from guidepost.config import PROJECT_ROOT  # noqa: E402
+from guidepost_tools.photos import jpeg_bytes, sample_photo  # noqa: E402
+from guidepost import create_app  # noqa: E402
 from bench.architectures import build_smolvlm_256m, built  # noqa: E402
 
 CONFIGS = {"one tile (preset default)": False, "image splitting (SmolVLM default)": True}
@@ -55,24 +56,17 @@ def preset_folder(vlm_dir: Path, splitting: bool, max_new_tokens: int, tmp: Path
 
 def photos() -> dict[str, bytes]:
     """Real photographs shipped with scikit-image, as JPEG."""
-    from PIL import Image
-    from skimage import data
-
-    out = {}
-    for name in ("coffee", "astronaut", "chelsea"):
-        buf = io.BytesIO()
-        Image.fromarray(getattr(data, name)()).save(buf, "JPEG", quality=90)
-        out[name] = buf.getvalue()
-    return out
+    return {name: jpeg_bytes(sample_photo(name)) for name in ("coffee", "astronaut", "chelsea")}
 
 
 def measure(presets: Path, cache: Path, images: dict[str, bytes], requests: int) -> dict:
     """Load through the real registry, then time `requests` rounds over the photos."""
     start = time.perf_counter()
-    app = create_app({"presets_dir": str(presets), "model_cache": str(cache), "load_in_background": False})
+    app = create_app({"presets_dir": str(presets), "model_cache": str(cache), "load": "eager"})
+    ext, client = app.extensions["guidepost"], app.test_client()
+    ext.start()
     load_s = time.perf_counter() - start
-    registry, client = app.extensions["guidepost"], app.test_client()
-    processor = registry.pipeline.vlm.processor
+    vlm = ext.pipeline.vlm
     rows = []
     for i in range(requests):
         for name, data in images.items():
@@ -83,17 +77,14 @@ def measure(presets: Path, cache: Path, images: dict[str, bytes], requests: int)
     # Token counts of one prompt, for the record: image tokens dominate prefill.
     from PIL import Image
     sample = Image.open(io.BytesIO(next(iter(images.values())))).convert("RGB")
-    sample.thumbnail((registry.preset.image_max_side,) * 2)
-    messages = [{"role": "user", "content": [{"type": "image", "image": sample},
-                                             {"type": "text", "text": "x " * 200}]}]
-    ids = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True,
-                                        return_tensors="pt")["input_ids"][0]
-    image_tokens = int((ids == processor.image_token_id).sum())
+    sample.thumbnail((ext.preset.image_max_side,) * 2)
+    ids = vlm.preprocess([sample], "x " * 200)["input_ids"][0]
+    image_tokens = int((ids == vlm.processor.image_token_id).sum())
     timed = [r for r in rows if r["round"] > 0] or rows  # round 0 is warm-up for caches and allocators
     return {"load_s": round(load_s, 2), "image_tokens": image_tokens, "requests": len(timed),
             "fallbacks": sum(r["fallback"] for r in rows),
             "median_ms": {k: round(statistics.median(r[k] for r in timed), 1)
-                          for k in ("decode", "detect", "generate", "total", "client_ms")}}
+                          for k in ("decode", "detect", "preprocess", "generate", "total", "client_ms")}}
 
 
 def chart(results: dict, path: Path) -> None:

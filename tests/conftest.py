@@ -13,8 +13,8 @@ for _name in [n for n in os.environ if n.startswith("GUIDEPOST_")]:
 from PIL import Image  # noqa: E402
 from skimage import data as skdata  # noqa: E402
 
-from app import create_app, tiny  # noqa: E402
-from tests.helpers import encode  # noqa: E402
+from guidepost import tiny  # noqa: E402
+from tests.helpers import encode, started_app  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -30,10 +30,7 @@ def model_cache(tmp_path_factory):
 def make_app(model_cache):
     """Factory for apps on the tiny preset, loaded synchronously, with extra settings."""
     def _make(**overrides):
-        config = {"preset": "tiny", "model_cache": str(model_cache), "load_in_background": False, **overrides}
-        app = create_app(config)
-        app.config["TESTING"] = True
-        return app
+        return started_app({"preset": "tiny", "model_cache": str(model_cache), "load": "eager", **overrides})
     return _make
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.loadtest.server import LocalServer
+from guidepost_tools.loadtest.server import LocalServer
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from app.config import PROJECT_ROOT
+from guidepost.config import PROJECT_ROOT
+from tests.helpers import FlaskCli
 
 pytestmark = pytest.mark.e2e
 EXAMPLE = PROJECT_ROOT / "tests" / "data" / "example"
@@ -45,7 +46,7 @@ def test_kill_9_then_resume(model_cache, app, tmp_path):
     assert 5 <= before < 60
     assert json.loads((folder / "summary.json").read_text())["status"] == "running", "killed: never finished"
 
-    result = app.test_cli_runner().invoke(args=["batch", "--resume", str(folder), "--no-progress"])
+    result = FlaskCli(app).invoke(args=["batch", "--resume", str(folder), "--no-progress"])
     assert result.exit_code == 0, result.output
     ids = [json.loads(line)["sample_id"] for line in (folder / "results.jsonl").read_text().splitlines()]
     assert sorted(ids) == [f"{n:06d}" for n in range(60)], "every sample exactly once"

@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from app.config import PROJECT_ROOT
+from guidepost.config import PROJECT_ROOT
+from tests.helpers import FlaskCli
 
 pytestmark = pytest.mark.e2e
 
@@ -89,7 +90,7 @@ def test_batch_against_the_server(server, app, tmp_path):
     for image in (example / "images").glob("*.jpg"):
         (tmp_path / "images").mkdir(exist_ok=True)
         (tmp_path / "images" / image.name).write_bytes(image.read_bytes())
-    result = app.test_cli_runner().invoke(args=["batch", "--input", str(data), "--output-dir", str(tmp_path / "out"),
+    result = FlaskCli(app).invoke(args=["batch", "--input", str(data), "--output-dir", str(tmp_path / "out"),
                                                 "--server", base, "--concurrency", "4", "--no-progress"])
     assert result.exit_code == 0, result.output
     (folder,) = (tmp_path / "out").glob("batch_*")

@@ -9,7 +9,7 @@ import sys
 import psutil
 import pytest
 
-from app.config import PROJECT_ROOT
+from guidepost.config import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
 PHOTO = PROJECT_ROOT / "tests" / "data" / "example" / "images" / "coffee.jpg"

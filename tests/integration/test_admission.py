@@ -7,8 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.helpers import FakeVLM
 
-class BlockedVLM:
+
+class BlockedVLM(FakeVLM):
     """A VLM whose generate() waits until the test releases it, so admitted requests stay in flight."""
 
     name = "blocked"
@@ -17,7 +19,7 @@ class BlockedVLM:
         self.release = threading.Event()
         self._entered = threading.Semaphore(0)
 
-    def generate(self, images, prompt, *, timeout_s, max_new_tokens=None):
+    def answer(self, inputs):
         self._entered.release()
         assert self.release.wait(30), "the test never released the VLM"
         return "A clear path ahead."

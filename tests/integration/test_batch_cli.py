@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from app.config import PROJECT_ROOT
+from guidepost.config import PROJECT_ROOT
+from tests.helpers import FlaskCli
 
 EXAMPLE = PROJECT_ROOT / "tests" / "data" / "example"
 
 
 @pytest.fixture
 def runner(app):
-    return app.test_cli_runner()
+    return FlaskCli(app)
 
 
 def run_folder(output_dir: Path) -> Path:

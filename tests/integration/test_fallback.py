@@ -7,31 +7,33 @@ import threading
 
 import pytest
 
+from tests.helpers import FakeVLM
 
-class ExplodingVLM:
+
+class ExplodingVLM(FakeVLM):
     """Stands in for a VLM whose generate() raises (CUDA OOM, a bad checkpoint...)."""
 
     name = "exploding"
 
-    def generate(self, images, prompt, *, timeout_s, max_new_tokens=None):
+    def answer(self, inputs):
         raise RuntimeError("CUDA out of memory /secret/path")
 
 
-class ChattyVLM:
+class ChattyVLM(FakeVLM):
     """A VLM that answers the question and forgets the hazard."""
 
     name = "chatty"
 
-    def generate(self, images, prompt, *, timeout_s, max_new_tokens=None):
+    def answer(self, inputs):
         return "The sky is **blue** today. Have a nice walk!"
 
 
-class SilentVLM:
+class SilentVLM(FakeVLM):
     """A VLM that returns only special tokens and symbols: nothing to speak."""
 
     name = "silent"
 
-    def generate(self, images, prompt, *, timeout_s, max_new_tokens=None):
+    def answer(self, inputs):
         return "<end_of_utterance> 🚗 \ufffd"
 
 
@@ -47,7 +49,7 @@ def pipeline(app):
 
 def test_generation_error_keeps_the_hazard(client, pipeline, monkeypatch, jpeg, caplog):
     monkeypatch.setattr(pipeline, "vlm", ExplodingVLM())
-    with caplog.at_level(logging.WARNING, logger="app.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="guidepost.pipeline"):
         response = post(client, jpeg, objects="dog, car")
     assert response.status_code == 200
     body = response.json
@@ -79,7 +81,7 @@ def test_answer_that_forgets_the_hazard_gets_the_warning_first(client, pipeline,
     assert safe["result"] == "The sky is blue today. Have a nice walk!", "safe answers are left alone"
 
 
-class FixedVLM:
+class FixedVLM(FakeVLM):
     """A VLM that always gives the same answer."""
 
     name = "fixed"
@@ -87,7 +89,7 @@ class FixedVLM:
     def __init__(self, text):
         self.text = text
 
-    def generate(self, images, prompt, *, timeout_s, max_new_tokens=None):
+    def answer(self, inputs):
         return self.text
 
 
@@ -125,7 +127,7 @@ def test_busy_vlm_times_out_to_fallback(make_app, jpeg):
     held, release = threading.Event(), threading.Event()
 
     def hold_the_model():
-        with pipeline.vlm._lock:  # another request generating
+        with pipeline.vlm._model_lock:  # another request generating
             held.set()
             release.wait(10)
     holder = threading.Thread(target=hold_the_model)

@@ -8,9 +8,9 @@ import openvino as ov
 import pytest
 import torch.nn.functional as F
 
-from app.config import PROJECT_ROOT
-from app.registry import ModelLoadError
-from tests.helpers import presets_dir
+from guidepost import ModelLoadError
+from guidepost.config import PROJECT_ROOT
+from tests.helpers import presets_dir, vlm_answer
 
 TINY = (PROJECT_ROOT / "models" / "tiny.yaml").read_text()
 # On a CPU with AVX-512 BF16 OpenVINO computes in bf16 and keeps the KV cache in u8 by default, both of which
@@ -43,15 +43,15 @@ def test_greedy_tokens_match_torch(app, ov_app, street_photo, photo):
     torch_vlm, ov_vlm = registry(app).pipeline.vlm, registry(ov_app).pipeline.vlm
     assert type(ov_vlm).__name__ == "OpenVINOVLM"
     for images, prompt in (([street_photo], "Describe the scene."), ([photo, street_photo], "Compare them.")):
-        expected = torch_vlm.generate(images, prompt, timeout_s=60, max_new_tokens=16)
-        assert expected and ov_vlm.generate(images, prompt, timeout_s=60, max_new_tokens=16) == expected
+        expected = vlm_answer(torch_vlm, images, prompt)
+        assert expected and vlm_answer(ov_vlm, images, prompt) == expected
 
 
 def test_clip_embeddings_match_torch(app, ov_app, street_photo, photo):
     torch_det, ov_det = registry(app).pipeline.detector, registry(ov_app).pipeline.detector
     assert type(ov_det.encoder).__name__ == "OpenVINOClipEncoder"
     for image in (street_photo, photo):
-        cosine = F.cosine_similarity(torch_det.image_features(image), ov_det.image_features(image)).item()
+        cosine = F.cosine_similarity(*(det.forward(det.preprocess(image)) for det in (torch_det, ov_det))).item()
         assert cosine >= 0.999
     # Every label's ensembled text embedding, computed through the OpenVINO text tower.
     assert F.cosine_similarity(torch_det.text_features, ov_det.text_features).min().item() >= 0.999
@@ -65,7 +65,7 @@ def test_process_on_openvino_reports_the_backend(ov_app, jpeg):
     info = client.get("/info").get_json()
     assert info["openvino"]["weights"] == "fp32" and info["openvino"]["device"] == "CPU"
     # The preset leaves threads at 0, so the worker's torch share (GUIDEPOST_TORCH_THREADS) is what runs.
-    assert info["openvino"]["threads"] == ov_app.config["GUIDEPOST"].torch_threads
+    assert info["openvino"]["threads"] == registry(ov_app).settings.torch_threads
     assert info["versions"]["openvino"] and info["versions"]["optimum-intel"]
 
 

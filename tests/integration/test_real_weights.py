@@ -8,8 +8,8 @@ from huggingface_hub import try_to_load_from_cache
 from PIL import Image
 from skimage import data as skdata
 
-from app import create_app
-from app.config import PROJECT_ROOT
+from tests.helpers import started_app
+from guidepost.config import PROJECT_ROOT
 from tests.helpers import encode
 
 pytestmark = pytest.mark.slow
@@ -28,7 +28,7 @@ def real_client():
     missing = [repo for repo, name, folder in WEIGHTS if not _cached(repo, name, folder)]
     if missing:
         pytest.skip(f"real weights not in {CACHE}: {missing} (start `make serve` once with network access)")
-    app = create_app({"preset": "default", "model_cache": str(CACHE), "load_in_background": False})
+    app = started_app({"preset": "default", "model_cache": str(CACHE), "load": "eager"})
     return app.test_client()
 
 

@@ -6,11 +6,10 @@ import threading
 
 import pytest
 
-from app import create_app
-from app.config import PROJECT_ROOT
-from app.detector import clip as clip_module
-from app.registry import Registry
-from tests.helpers import presets_dir
+from guidepost import ModelLoadError, loading
+from guidepost.config import PROJECT_ROOT
+from guidepost.detector import clip as clip_module
+from tests.helpers import presets_dir, started_app
 
 
 def test_text_embeddings_are_cached_and_reused(make_app, model_cache, monkeypatch):
@@ -19,7 +18,7 @@ def test_text_embeddings_are_cached_and_reused(make_app, model_cache, monkeypatc
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("text embeddings were recomputed despite the cache")
-    monkeypatch.setattr(clip_module, "_encode_vocabulary", must_not_run)
+    monkeypatch.setattr(clip_module, "embed_vocabulary", must_not_run)
     app = make_app()
     assert app.extensions["guidepost"].ready
 
@@ -40,8 +39,8 @@ def _offline_preset(tmp_path):
 
 
 def test_missing_weights_fail_with_a_useful_message(model_cache, tmp_path, jpeg):
-    app = create_app({"preset": "remote", "presets_dir": str(_offline_preset(tmp_path)),
-                      "model_cache": str(model_cache), "load_in_background": True})
+    app = started_app({"preset": "remote", "presets_dir": str(_offline_preset(tmp_path)),
+                      "model_cache": str(model_cache), "load": "background"})
     registry = app.extensions["guidepost"]
     assert registry.wait(60)
     client = app.test_client()
@@ -54,21 +53,20 @@ def test_missing_weights_fail_with_a_useful_message(model_cache, tmp_path, jpeg)
 
 
 def test_synchronous_load_failure_raises(model_cache, tmp_path):
-    from app.registry import ModelLoadError
     with pytest.raises(ModelLoadError, match="not-downloaded"):
-        create_app({"preset": "remote", "presets_dir": str(_offline_preset(tmp_path)),
-                    "model_cache": str(model_cache), "load_in_background": False})
+        started_app({"preset": "remote", "presets_dir": str(_offline_preset(tmp_path)),
+                    "model_cache": str(model_cache), "load": "eager"})
 
 
 def test_readyz_is_503_until_models_are_loaded(model_cache, monkeypatch, jpeg):
     gate = threading.Event()
-    real_build = Registry._build
+    real_load = loading.load_pipeline
 
-    def gated_build(self):
+    def gated_load(*args, **kwargs):
         gate.wait(30)
-        return real_build(self)
-    monkeypatch.setattr(Registry, "_build", gated_build)
-    app = create_app({"preset": "tiny", "model_cache": str(model_cache), "load_in_background": True})
+        return real_load(*args, **kwargs)
+    monkeypatch.setattr("guidepost.extension.load_pipeline", gated_load)
+    app = started_app({"preset": "tiny", "model_cache": str(model_cache), "load": "background"})
     client = app.test_client()
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").status_code == 503
@@ -81,7 +79,7 @@ def test_readyz_is_503_until_models_are_loaded(model_cache, monkeypatch, jpeg):
 
 
 def test_tiny_models_build_once(model_cache):
-    from app import tiny
+    from guidepost import tiny
     folder = tiny.ensure_built("tiny-llava", model_cache)
     stamp = (folder / "model.safetensors").stat().st_mtime_ns
     assert tiny.ensure_built("tiny-llava", model_cache) == folder
@@ -89,13 +87,13 @@ def test_tiny_models_build_once(model_cache):
 
 
 def test_vlm_broken_at_start_up_still_serves_hazards(model_cache, monkeypatch, jpeg, caplog):
-    from app.vlm import TorchVLM
+    from guidepost.vlm import VLM
 
     def broken(self, *args, **kwargs):
         raise RuntimeError("driver error")
-    monkeypatch.setattr(TorchVLM, "generate", broken)
+    monkeypatch.setattr(VLM, "generate", broken)
     with caplog.at_level("WARNING"):
-        app = create_app({"preset": "tiny", "model_cache": str(model_cache), "load_in_background": False})
+        app = started_app({"preset": "tiny", "model_cache": str(model_cache), "load": "eager"})
     assert app.extensions["guidepost"].ready
     assert any("warm-up failed" in r.getMessage() for r in caplog.records)
     body = app.test_client().post("/process", data={"image": (io.BytesIO(jpeg), "p.jpg"), "objects": "car"}).json
@@ -103,11 +101,10 @@ def test_vlm_broken_at_start_up_still_serves_hazards(model_cache, monkeypatch, j
 
 
 def test_detector_broken_at_start_up_makes_the_worker_unready(model_cache, monkeypatch):
-    from app.detector import ClipDetector
-    from app.registry import ModelLoadError
+    from guidepost.detector import ClipDetector
 
     def broken(self, image):
         raise RuntimeError("bad weights")
     monkeypatch.setattr(ClipDetector, "detect", broken)
     with pytest.raises(ModelLoadError, match="bad weights"):
-        create_app({"preset": "tiny", "model_cache": str(model_cache), "load_in_background": False})
+        started_app({"preset": "tiny", "model_cache": str(model_cache), "load": "eager"})

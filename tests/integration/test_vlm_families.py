@@ -7,9 +7,9 @@ import pytest
 import torch
 import yaml
 
-from app import ConfigError, create_app
-from app.config import PROJECT_ROOT
-from tests.helpers import presets_dir
+from guidepost import ConfigError, create_app
+from guidepost.config import PROJECT_ROOT
+from tests.helpers import presets_dir, started_app
 
 FAMILIES = [
     pytest.param("default.yaml", "tiny-idefics3", "Idefics3Processor", ("pixel_values",), id="smolvlm"),
@@ -33,14 +33,14 @@ def test_family_with_its_presets_settings(model_cache, tmp_path, jpeg, monkeypat
     preset.update(device="cpu", dtype=dtype)
     presets = presets_dir(tmp_path / "models", family=yaml.safe_dump(preset))
 
-    app = create_app({"preset": "family", "presets_dir": str(presets), "model_cache": str(model_cache),
-                      "load_in_background": False})
+    app = started_app({"preset": "family", "presets_dir": str(presets), "model_cache": str(model_cache),
+                       "load": "eager"})
     vlm = app.extensions["guidepost"].pipeline.vlm
     assert type(vlm.processor).__name__ == processor
     for name, value in preset["vlm"].get("processor_kwargs", {}).items():
         assert getattr(vlm.processor.image_processor, name) == value, "processor_kwargs reach the processor"
 
-    # Records the inputs as generate() receives them: after the processor and TorchVLM's cast.
+    # Records the inputs as generate() receives them: after the processor and TorchVLM's placement.
     seen = {}
     generate = vlm.model.generate
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 
-from app.batch.dataset import read_samples
-from app.batch.runner import ResultsLog
+from guidepost_tools.batch.dataset import read_samples
+from guidepost_tools.batch.runner import ResultsLog
 
 
 def write_jsonl(path, *lines):
@@ -52,12 +52,22 @@ def test_start_and_end_select_positions(tmp_path):
     assert [s.index for s in read_samples(data, 4)] == [4, 5]
 
 
-def test_results_log_cuts_a_line_torn_by_a_crash(tmp_path):
+def test_reading_a_log_being_written_never_changes_it(tmp_path):
+    # `flask evaluate` may read results.jsonl while a batch is appending its next line.
+    log = ResultsLog(tmp_path / "results.jsonl")
+    log.append({"sample_id": "000000"})
+    with open(log.path, "a") as handle:
+        handle.write('{"sample_id": "000001", "outp')  # the line being written
+    before = log.path.read_bytes()
+    assert log.read() == [{"sample_id": "000000"}]
+    assert log.path.read_bytes() == before
+
+
+def test_repair_cuts_a_line_torn_by_a_crash_before_appending(tmp_path):
     log = ResultsLog(tmp_path / "results.jsonl")
     log.append({"sample_id": "000000"})
     with open(log.path, "a") as handle:
         handle.write('{"sample_id": "000001", "outp')  # killed mid-write
-    assert log.read() == [{"sample_id": "000000"}]
+    log.repair()
     log.append({"sample_id": "000001"})
     assert [r["sample_id"] for r in log.read()] == ["000000", "000001"]
-    assert log.path.read_text().count("\n") == 2

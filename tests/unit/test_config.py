@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from app import ConfigError, create_app
-from app.config import load_settings
+from guidepost import ConfigError, create_app
+from guidepost.config import load_settings
 from tests.helpers import presets_dir
 
 
@@ -53,7 +53,7 @@ def test_api_keys_are_split():
 
 def test_unknown_preset_lists_the_known_ones(model_cache):
     with pytest.raises(ConfigError, match="unknown preset 'nope'.*tiny"):
-        create_app({"preset": "nope", "model_cache": str(model_cache), "load_in_background": False})
+        create_app({"preset": "nope", "model_cache": str(model_cache), "load": "eager"})
 
 
 def test_invalid_preset_file_names_the_field(tmp_path, model_cache):
@@ -65,11 +65,11 @@ def test_invalid_preset_file_names_the_field(tmp_path, model_cache):
 def test_bad_openvino_device_fails_at_start_up(model_cache):
     with pytest.raises(ConfigError, match="use CPU, GPU, GPU.N, NPU or AUTO"):
         create_app({"preset": "tiny", "model_cache": str(model_cache), "backend": "openvino",
-                    "openvino_device": "TPU", "load_in_background": False})
+                    "openvino_device": "TPU", "load": "eager"})
 
 
 def test_readme_documents_every_setting():
-    from app.config import PROJECT_ROOT, Settings
+    from guidepost.config import PROJECT_ROOT, Settings
     readme = (PROJECT_ROOT / "README.md").read_text()
     missing = [f"GUIDEPOST_{name.upper()}" for name in Settings.model_fields if f"`GUIDEPOST_{name.upper()}`" not in readme]
     assert not missing, f"README.md does not document {missing}"

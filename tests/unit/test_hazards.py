@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from app.config import PROJECT_ROOT
-from app.hazards import Detection, Vocabulary
+from guidepost.config import PROJECT_ROOT
+from guidepost.hazards import Detection, Vocabulary
 
 
 @pytest.fixture(scope="module")
@@ -28,39 +28,49 @@ def test_shipped_vocabulary_covers_street_and_indoor(vocab):
     ("a car", "car"), ("the bus.", "bus"), ("ｃａｒ", "car"), ("자동차", "car"), ("Cars!", "car"),
 ])
 def test_client_synonyms_normalise(vocab, sent, canonical):
-    assert vocab.normalise([sent]) == [Detection(canonical, None)]
+    assert vocab.normalise([sent]) == [Detection(canonical, None, vocab.get(canonical))]
+    assert vocab.normalise([sent])[0].entry.label == canonical, "the vocabulary entry travels with the label"
 
 
 def test_unknown_and_duplicate_client_labels(vocab):
     result = vocab.normalise(["car", "automobile", "Spaceship", "dog", "<image>", "-", "{{x}}"])
     assert [d.label for d in result] == ["car", "spaceship", "dog", "image", "x"], "markup never reaches a prompt"
+    assert [d.entry is None for d in result] == [False, True, False, True, True]
+
+
+def seen(vocab, *pairs):
+    """Detections as CLIP makes them: each label with its score and vocabulary entry."""
+    return [Detection(label, score, vocab.get(label)) for label, score in pairs]
 
 
 def test_danger_when_any_hazard_present(vocab):
-    assert not vocab.assess([Detection("chair", 0.9), Detection("cup", 0.5)]).danger
-    verdict = vocab.assess([Detection("chair", 0.9), Detection("dog", 0.3)])
-    assert verdict.danger and verdict.hazards == ["dog"]
+    assert not vocab.assess(seen(vocab, ("chair", 0.9), ("cup", 0.5))).danger
+    verdict = vocab.assess(seen(vocab, ("chair", 0.9), ("dog", 0.3)))
+    assert verdict.danger and verdict.labels == ["dog"]
 
 
 def test_hazards_ordered_by_severity_then_score(vocab):
     car, dog, curb = vocab.get("car"), vocab.get("dog"), vocab.get("curb")
     assert car.severity > dog.severity
-    verdict = vocab.assess([Detection("dog", 0.6), Detection("car", 0.2), Detection("curb", 0.1)])
-    assert verdict.hazards[0] == "car"
-    assert set(verdict.hazards) == {"car", "dog", "curb"}
+    verdict = vocab.assess(seen(vocab, ("dog", 0.6), ("car", 0.2), ("curb", 0.1)))
+    assert verdict.labels[0] == "car"
+    assert set(verdict.labels) == {"car", "dog", "curb"}
     same = [d for d in vocab.labels if d.hazard and d.severity == car.severity and d.label != "car"][0]
-    tied = vocab.assess([Detection("car", 0.2), Detection(same.label, 0.7)])
-    assert tied.hazards == [same.label, "car"], "equal severity: higher score first"
+    tied = vocab.assess(seen(vocab, ("car", 0.2), (same.label, 0.7)))
+    assert tied.labels == [same.label, "car"], "equal severity: higher score first"
 
 
 def test_unknown_labels_are_never_hazards(vocab):
-    assert not vocab.assess([Detection("spaceship", None)]).danger
+    assert not vocab.assess(vocab.normalise(["spaceship"])).danger
+    # A label that merely spells a hazard is no hazard without its vocabulary entry.
+    assert not vocab.assess([Detection("car", 0.9, None)]).danger
 
 
 def test_spoken_names_follow_language(vocab):
-    assert vocab.spoken("automobile", "en") == "car"
-    assert vocab.spoken("car", "ko") == vocab.get("car").names["ko"]
-    assert vocab.spoken("spaceship", "ko") == "spaceship"
+    car, spaceship = vocab.normalise(["automobile", "spaceship"])
+    assert car.spoken("en") == "car"
+    assert car.spoken("ko") == vocab.get("car").names["ko"]
+    assert spaceship.spoken("ko") == "spaceship"
 
 
 @pytest.mark.parametrize("text,reason", [

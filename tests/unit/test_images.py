@@ -10,8 +10,9 @@ import pillow_heif
 import pytest
 from PIL import Image
 
-from app.errors import ApiError
-from app.images import decode_image
+from guidepost.errors import GuidepostError
+from guidepost.http.errors import http_status
+from guidepost.images import decode_image
 from tests.helpers import encode
 
 LIMITS = {"max_pixels": 40_000_000, "max_side": 1024}
@@ -117,30 +118,30 @@ def test_large_photo_is_downscaled_to_max_side(photo):
     (bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)), 415, "unsupported_image"),
 ])
 def test_non_images_are_rejected(data, status, code):
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(GuidepostError) as err:
         decode(data)
-    assert (err.value.status, err.value.code) == (status, code)
+    assert (http_status(err.value), err.value.code) == (status, code)
 
 
 def test_real_pdf_is_rejected(photo):
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(GuidepostError) as err:
         decode(encode(photo, "PDF"))
-    assert err.value.status == 415
+    assert http_status(err.value) == 415
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
 def test_truncated_image_is_400(photo, fmt):
     data = encode(photo, fmt)
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(GuidepostError) as err:
         decode(data[: len(data) // 2])
-    assert (err.value.status, err.value.code) == (400, "invalid_image")
+    assert (http_status(err.value), err.value.code) == (400, "invalid_image")
 
 
 def test_pixel_limit_is_413():
     data = encode(Image.new("RGB", (3000, 3000)), "PNG")
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(GuidepostError) as err:
         decode(data, max_pixels=1_000_000)
-    assert err.value.status == 413 and "3000x3000" in err.value.message
+    assert http_status(err.value) == 413 and "3000x3000" in err.value.message
 
 
 def test_decompression_bomb_header_is_413():
@@ -149,6 +150,6 @@ def test_decompression_bomb_header_is_413():
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
     png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0))
            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(GuidepostError) as err:
         decode(png)
-    assert err.value.status == 413
+    assert http_status(err.value) == 413

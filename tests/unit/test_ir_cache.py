@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from app.ir_cache import ensure_exported, export_identity, ir_folder, is_current
+from guidepost.ir_cache import ensure_exported, export_identity, ir_folder, is_current
 
 
 def test_folder_names_are_safe_and_distinct(tmp_path):

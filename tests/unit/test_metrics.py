@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 import sacrebleu
 
-from app.evaluation import text_metrics
-from app.evaluation.hazard_metrics import danger_scores, label_scores
-from app.evaluation.latency import latency_stats
-from app.evaluation.text_metrics import corpus_scores, sample_scores, tokenize
+from guidepost_tools.evaluation import text_metrics
+from guidepost_tools.evaluation.hazard_metrics import danger_scores, label_scores
+from guidepost_tools.evaluation.latency import latency_stats
+from guidepost_tools.evaluation.text_metrics import corpus_scores, sample_scores, tokenize
 
 EN = [("A car is right in front of you and it is moving", ["Stop now a car is right in front of you"], "en"),
       ("The stairs go down to the street", ["Careful the stairs go down just ahead of you"], "en"),

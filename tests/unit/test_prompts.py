@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from app.config import PROJECT_ROOT
-from app.prompts import REQUIRED, PromptBook, sanitize_question
+from guidepost.config import PROJECT_ROOT
+from guidepost.prompts import REQUIRED, PromptBook, sanitize_question
 
 
 @pytest.fixture(scope="module")

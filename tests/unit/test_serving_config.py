@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from app.config import PROJECT_ROOT
+from guidepost.config import PROJECT_ROOT
 
 _PROBE = """
 import json, runpy, sys

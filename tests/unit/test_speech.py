@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.speech import clean_for_speech
+from guidepost.speech import clean_for_speech
 
 
 @pytest.mark.parametrize("raw,expected", [

@@ -1,0 +1,137 @@
+"""Server settings: defaults, then GUIDEPOST_* environment variables, then explicit overrides."""
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    """Invalid configuration; the message says which variable and how to fix it."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the server; each field is read from GUIDEPOST_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="GUIDEPOST_", extra="forbid", case_sensitive=False)
+
+    preset: str = Field("default", description="Model preset: a file name in models/ without .yaml.")
+    presets_dir: Path = Field(PROJECT_ROOT / "models", description="Folder holding the preset YAML files.")
+    prompts_dir: Path = Field(PROJECT_ROOT / "prompts", description="Folder holding the prompt templates.")
+    model_cache: Path = Field(PROJECT_ROOT / "model_cache", description="Where weights, tiny models and embeddings are cached.")
+    device: str = Field("", description="Override the preset's device: auto, cpu, cuda or cuda:N.")
+    dtype: Literal["", "auto", "float32", "bfloat16", "float16"] = Field("", description="Override the preset's dtype.")
+    backend: str = Field("", description="Override the preset's backend: torch or openvino.")
+    openvino_device: str = Field("", description="Override the preset's OpenVINO device: CPU, GPU, GPU.N or AUTO.")
+    openvino_weights: Literal["", "fp32", "fp16", "int8", "int4"] = Field(
+        "", description="Override the preset's OpenVINO weight format.")
+    openvino_hint: Literal["", "LATENCY", "THROUGHPUT"] = Field("", description="Override the OpenVINO performance hint.")
+    openvino_threads: int = Field(
+        0, ge=0, description="OpenVINO inference threads per worker; 0: the preset's, else the torch thread share.")
+    torch_threads: int = Field(0, ge=0, description="Torch intra-op threads per worker; 0 lets gunicorn.conf.py decide.")
+    max_image_mb: float = Field(
+        20.0, gt=0, description="Largest image in MB (413 above); a JSON body may be 4/3 of it for base64.")
+    max_image_pixels: int = Field(64_000_000, gt=0, description="Largest decoded image in pixels (413 above).")
+    max_text_chars: int = Field(500, gt=0, description="Longest question text accepted (422 above).")
+    max_objects: int = Field(50, gt=0, description="Most client objects accepted per request (422 above).")
+    max_images: int = Field(4, gt=0, description="Most images per request; the first is the scene (422 above).")
+    generate_timeout_s: float = Field(
+        15.0, gt=0,
+        description="Deadline for the VLM, waiting for a busy model included: a model still busy then gives a "
+                    "detector-only answer; a generation still running then is cut short.")
+    api_keys: str = Field("", description="Comma-separated API keys; when set, requests need X-API-Key or Bearer.")
+    load: Literal["background", "eager", "lazy"] = Field(
+        "background",
+        description="When a worker loads its models: background (a thread started by the WSGI entry point, so "
+                    "/healthz answers meanwhile), eager (before serving; a broken model stops start-up) or lazy "
+                    "(on the first request).")
+    load_in_background: bool | None = Field(
+        None, description="Deprecated: false means GUIDEPOST_LOAD=eager, true GUIDEPOST_LOAD=background.")
+    bind: str = Field("", description="gunicorn listen address; default 0.0.0.0:$PORT (PORT defaults to 5000).")
+    workers: int = Field(1, ge=1, description="gunicorn worker processes; each loads its own copy of the models.")
+    threads: int = Field(4, ge=1, description="Request threads per worker; the VLM still runs one generation at a time.")
+    max_in_flight: int = Field(
+        2, ge=0,
+        description="/process requests one worker admits at once (one generating, one decoded and waiting for the "
+                    "model); the next gets 503 overloaded with Retry-After at once. 0: no bound.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Python log level.")
+
+    @field_validator("device")
+    @classmethod
+    def _device_known(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value and value not in ("auto", "cpu", "cuda") and not (value.startswith("cuda:") and value[5:].isdigit()):
+            raise ValueError("use auto, cpu, cuda or cuda:N")
+        return value
+
+    @field_validator("backend")
+    @classmethod
+    def _backend_known(cls, value: str) -> str:
+        from .presets import check_backend
+
+        return check_backend(value) if value else value
+
+    @field_validator("openvino_hint", mode="before")
+    @classmethod
+    def _hint_upper(cls, value):
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value):
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _load_alias(self) -> "Settings":
+        if self.load_in_background is not None and "load" not in self.model_fields_set:
+            self.load = "background" if self.load_in_background else "eager"
+        return self
+
+    @model_validator(mode="after")
+    def _admission_below_threads(self) -> "Settings":
+        # A request beyond the threads waits in gunicorn's queue, where the app cannot refuse it.
+        if self.max_in_flight >= self.threads:
+            raise ValueError(
+                f"GUIDEPOST_MAX_IN_FLIGHT={self.max_in_flight} must be less than GUIDEPOST_THREADS={self.threads}, "
+                "so that a free thread can refuse the next request at once; raise GUIDEPOST_THREADS or lower "
+                "GUIDEPOST_MAX_IN_FLIGHT")
+        return self
+
+    @property
+    def api_key_set(self) -> frozenset[str]:
+        """The configured API keys, empty when authentication is off."""
+        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+
+def load_settings(overrides: dict | None = None) -> Settings:
+    """Build Settings from the environment and overrides, or raise ConfigError saying how to fix it."""
+    overrides = {k.lower(): v for k, v in (overrides or {}).items()}
+    known = set(Settings.model_fields)
+    unknown = [f"GUIDEPOST_{n[10:].upper()}" for n in os.environ if n.upper().startswith("GUIDEPOST_")
+               and n[10:].lower() not in known]
+    unknown += [f"'{n}' (override)" for n in overrides if n not in known]
+    if unknown:
+        hints = []
+        for name in unknown:
+            bare = name.removeprefix("GUIDEPOST_").strip("'").split("'")[0].lower()
+            close = difflib.get_close_matches(bare, known, n=1)
+            hints.append(f"{name}" + (f" (did you mean GUIDEPOST_{close[0].upper()}?)" if close else ""))
+        raise ConfigError(f"Unknown setting: {', '.join(hints)}. Known: "
+                          + ", ".join(f"GUIDEPOST_{n.upper()}" for n in sorted(known)))
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            if not err["loc"]:  # a rule across settings: its message names them
+                problems.append(err["msg"].removeprefix("Value error, "))
+                continue
+            name, given = str(err["loc"][0]), err.get("input")
+            problems.append(f"GUIDEPOST_{name.upper()}={given!r}: {err['msg']}")
+        raise ConfigError("Invalid configuration:\n  " + "\n  ".join(problems)) from None

@@ -1,0 +1,116 @@
+"""The Flask extension: one worker's settings, deployment and models, with an explicit loading lifecycle."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from flask import Flask
+
+from .admission import Admission
+from .config import Settings
+from .deployment import Deployment, resolve_deployment
+from .hazards import Vocabulary
+from .loading import ModelLoadError, load_pipeline
+from .prompts import PromptBook
+from .scene import Limits
+
+log = logging.getLogger(__name__)
+
+
+class Guidepost:
+    """Holds what a worker serves with; models load once per process, as GUIDEPOST_LOAD says (start())."""
+
+    def __init__(self, settings: Settings, app: Flask | None = None):
+        # Cheap, pure-Python parts load at once so a bad preset or template fails start-up.
+        self.settings = settings
+        self.deployment: Deployment = resolve_deployment(settings)
+        self.vocabulary = Vocabulary.load(settings.presets_dir / "vocabulary.yaml")
+        self.prompts = PromptBook.load(settings.prompts_dir)
+        self.limits = Limits(max_image_mb=settings.max_image_mb, max_image_pixels=settings.max_image_pixels,
+                             image_max_side=self.deployment.preset.image_max_side,
+                             max_text_chars=settings.max_text_chars, max_objects=settings.max_objects,
+                             max_images=settings.max_images, prompts=self.prompts)
+        self.admission = Admission(settings.max_in_flight)  # per worker: each process builds its own app
+        self.state = "loading"  # loading → ready | failed
+        self.error: str | None = None
+        self.pipeline = None
+        self.backend = None
+        self._loaded = threading.Event()
+        self._start_lock = threading.Lock()
+        self._started = False
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Register on the app; with GUIDEPOST_LOAD=lazy (or a server that never called start()), the first request starts loading."""
+        app.extensions["guidepost"] = self
+        app.before_request(lambda: self._begin(background=True))
+
+    @property
+    def preset(self):
+        """The preset being served."""
+        return self.deployment.preset
+
+    @property
+    def ready(self) -> bool:
+        """Whether every model is loaded and requests can be served."""
+        return self.state == "ready"
+
+    def start(self) -> None:
+        """Begin loading as GUIDEPOST_LOAD says: background (a thread), eager (now; ModelLoadError on failure), lazy (not yet)."""
+        mode = self.settings.load
+        if mode == "eager":
+            self.ensure_loaded()
+        elif mode == "background":
+            self._begin(background=True)
+
+    def ensure_loaded(self) -> None:
+        """Load synchronously if nobody started loading yet, else wait; raise ModelLoadError on failure."""
+        self._begin(background=False)
+        self.wait()
+        if self.state == "failed":
+            raise ModelLoadError(self.error)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until loading has finished (ready or failed); True if it finished."""
+        return self._loaded.wait(timeout)
+
+    def _begin(self, background: bool) -> None:
+        with self._start_lock:
+            if self._started:
+                return
+            self._started = True
+        if background:
+            threading.Thread(target=self._load, name="guidepost-model-loader", daemon=True).start()
+        else:
+            self._load()
+
+    def _load(self) -> None:
+        start = time.perf_counter()
+        try:
+            self.pipeline, self.backend = load_pipeline(
+                self.deployment, self.vocabulary, self.prompts, generate_timeout_s=self.settings.generate_timeout_s,
+                max_question_chars=self.settings.max_text_chars)
+            self.state = "ready"
+            log.info("preset '%s' ready in %.1f s (%s)", self.preset.name, time.perf_counter() - start,
+                     self.backend.describe())
+        except Exception as exc:
+            self.state, self.error = "failed", str(exc)
+            log.exception("loading preset '%s' failed", self.preset.name)
+        finally:
+            self._loaded.set()
+
+    def model_info(self) -> dict:
+        """Model ids and backend, as every /process answer reports them."""
+        pipeline = self.pipeline
+        return {"vlm": pipeline.vlm.name if pipeline else self.preset.vlm.id,
+                "detector": pipeline.detector.name if pipeline else self.preset.detector.arch,
+                "backend": self.deployment.backend}
+
+    def runtime(self) -> dict:
+        """Device, dtype, threads and backend settings: what is running, or what the preset asks for before loading."""
+        if self.backend is not None:
+            return self.backend.describe()
+        return {"device": self.deployment.device, "dtype": self.deployment.dtype, "torch_threads": None,
+                "openvino": None}

@@ -1,0 +1,43 @@
+"""Builds one worker's pipeline from a deployment: sources, backend, both models, warm-up."""
+from __future__ import annotations
+
+import logging
+
+from .backends import create_backend
+from .deployment import Deployment
+from .hazards import Vocabulary
+from .pipeline import Pipeline
+from .prompts import PromptBook
+from .sources import prepare_sources
+
+log = logging.getLogger(__name__)
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message says what to do about it."""
+
+
+def load_pipeline(deployment: Deployment, vocabulary: Vocabulary, prompts: PromptBook, *,
+                  generate_timeout_s: float, max_question_chars: int):
+    """(pipeline, backend) with both models loaded and warmed up; ModelLoadError with the backend's hint."""
+    import torch  # here, not at import: the gunicorn master never touches torch
+
+    if deployment.torch_threads:
+        torch.set_num_threads(deployment.torch_threads)
+    preset = deployment.preset
+    sources = prepare_sources(preset, deployment.model_cache)
+    backend = create_backend(deployment)
+    try:
+        log.info("loading detector %s (%s)", sources.detector, backend.name)
+        detector = backend.load_detector(preset.detector, sources.detector, vocabulary)
+    except Exception as exc:
+        raise ModelLoadError(backend.load_hint("detector", sources.detector, exc)) from exc
+    try:
+        log.info("loading VLM %s (%s)", sources.vlm, backend.name)
+        vlm = backend.load_vlm(preset.vlm, sources.vlm)
+    except Exception as exc:
+        raise ModelLoadError(backend.load_hint("VLM", sources.vlm, exc)) from exc
+    pipeline = Pipeline(detector, vlm, vocabulary, prompts, max_words=preset.max_words,
+                        generate_timeout_s=generate_timeout_s, max_question_chars=max_question_chars)
+    pipeline.warm_up()
+    return pipeline, backend

@@ -1,0 +1,135 @@
+"""Model presets: models/<name>.yaml validated into typed specs."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .backends import backend_names
+from .tiny import TINY_MODELS
+
+DEFAULT_TEMPLATES = (
+    "a photo of {}.",
+    "a street photo with {} ahead.",
+    "a blurry phone photo of {}.",
+    "{} in front of the camera.",
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DetectorSpec(_Strict):
+    """The CLIP detector: an open_clip architecture and its weights."""
+
+    source: Literal["open_clip", "tiny"] = "open_clip"
+    arch: str = Field(description="open_clip architecture (ViT-B-32) or local-dir:<folder>")
+    pretrained: str | None = Field(None, description="open_clip pretrained tag or a checkpoint path")
+    threshold: float = Field(0.1, ge=0, le=1, description="lowest softmax score reported as an object")
+    top_k: int = Field(5, ge=1, description="most objects reported per image")
+    templates: tuple[str, ...] = DEFAULT_TEMPLATES
+
+    @model_validator(mode="after")
+    def _tiny_known(self):
+        _check_tiny(self.source, self.arch)
+        return self
+
+
+class VLMSpec(_Strict):
+    """The vision-language model: a Hugging Face id (or local folder) and generation defaults."""
+
+    source: Literal["hub", "tiny"] = "hub"
+    id: str
+    revision: str = "main"
+    max_new_tokens: int = Field(64, ge=1, le=1024)
+    processor_kwargs: dict = Field(default_factory=dict, description="extra AutoProcessor.from_pretrained arguments")
+    generate_kwargs: dict = Field(default_factory=dict, description="extra generate() arguments")
+
+    @model_validator(mode="after")
+    def _tiny_known(self):
+        _check_tiny(self.source, self.id)
+        return self
+
+
+def _check_tiny(source: str, name: str) -> None:
+    if source == "tiny" and name not in TINY_MODELS:
+        raise ValueError(f"tiny model '{name}' does not exist; use one of {list(TINY_MODELS)}")
+
+
+WEIGHT_FORMATS = ("fp32", "fp16", "int8", "int4")
+
+
+class OpenVINOSpec(_Strict):
+    """How the OpenVINO backend exports and runs both models (used when backend is openvino)."""
+
+    device: str = Field("CPU", description="OpenVINO device: CPU, GPU, GPU.N or AUTO")
+    weights: Literal["fp32", "fp16", "int8", "int4"] = Field(
+        "int8", description="IR weight format; int8/int4 are nncf weight compression")
+    hint: Literal["LATENCY", "THROUGHPUT"] = Field("LATENCY", description="OpenVINO PERFORMANCE_HINT")
+    threads: int = Field(0, ge=0, description="INFERENCE_NUM_THREADS; 0: the worker's share of the cores")
+    config: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="extra OpenVINO properties, e.g. KV_CACHE_PRECISION: f32")
+
+    @field_validator("device")
+    @classmethod
+    def _ov_device(cls, value: str) -> str:
+        value = value.strip().upper()
+        if not re.fullmatch(r"CPU|GPU(\.\d+)?|NPU|AUTO(:[\w.,]+)?|HETERO:[\w.,]+|MULTI:[\w.,]+", value):
+            raise ValueError("use CPU, GPU, GPU.N, NPU or AUTO")
+        return value
+
+
+class Preset(_Strict):
+    """One model combination, with where and how it runs."""
+
+    name: str
+    description: str = ""
+    backend: str = Field("torch", description="a name in guidepost.backends.BACKENDS")
+    device: str = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    image_max_side: int = Field(1024, ge=32, description="images are downscaled to this longest side")
+    max_words: int = Field(40, ge=5, description="word cap of the spoken answer")
+    detector: DetectorSpec
+    vlm: VLMSpec
+    openvino: OpenVINOSpec = OpenVINOSpec()
+
+    @field_validator("backend")
+    @classmethod
+    def _backend(cls, value: str) -> str:
+        return check_backend(value)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+            raise ValueError("use auto, cpu, cuda or cuda:N")
+        return value
+
+
+def check_backend(name: str) -> str:
+    """The name if a backend is registered under it; else ValueError listing the names."""
+    if name not in backend_names():
+        raise ValueError(f"unknown backend '{name}'; use one of {backend_names()}")
+    return name
+
+
+def available_presets(folder: Path) -> list[str]:
+    """Preset names found in the folder (every YAML but the vocabulary)."""
+    return sorted(p.stem for p in folder.glob("*.yaml") if p.stem != "vocabulary")
+
+
+def load_preset(folder: Path, name: str) -> Preset:
+    """Read and validate models/<name>.yaml; errors list the valid names or the bad fields."""
+    path = folder / f"{name}.yaml"
+    if name == "vocabulary" or not path.is_file():
+        raise ValueError(f"unknown preset '{name}'; set GUIDEPOST_PRESET to one of {available_presets(folder)}")
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        return Preset(name=name, **data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"preset {path} is invalid: {problems}") from None

@@ -1,0 +1,91 @@
+"""One server under test: reach it (or start it locally), warm it up, run every level, sample its RSS."""
+from __future__ import annotations
+
+import shlex
+import tempfile
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from ..http_client import wait_ready
+from .payloads import Payload
+from .report import summarise_level
+from .runner import Level, LoadRunner
+from .server import LocalServer, RssSampler, local_server_pid
+
+
+@dataclass(frozen=True)
+class Target:
+    """A running server's URL, or the environment of a gunicorn to start on 127.0.0.1."""
+
+    label: str
+    url: str | None = None
+    env: dict[str, str] | None = None
+
+    @classmethod
+    def started(cls, spec: str) -> "Target":
+        """From 'GUIDEPOST_WORKERS=2 GUIDEPOST_MAX_IN_FLIGHT=0': variables for a local gunicorn."""
+        env = {}
+        for item in shlex.split(spec):
+            name, sep, value = item.partition("=")
+            if not sep or not name:
+                raise ValueError(f"'{item}' in --start '{spec}' is not NAME=VALUE")
+            env[name] = value
+        return cls(label=spec or "defaults", env=env)
+
+
+def measure(target: Target, levels: list[Level], payloads: list[Payload], *, sla_ms: float, warmup: int,
+            client: dict, ready_timeout_s: float = 180, rss_interval_s: float = 0.5) -> dict:
+    """Run the levels in order against one target; its summary per level, every record and its RSS.
+
+    `client` holds LoadRunner's options (timeout_s, max_backoff_s, api_key, new_connections, progress).
+    """
+    api_key = client.get("api_key")
+    with tempfile.TemporaryDirectory(prefix="guidepost-load-") as tmp:
+        server = LocalServer(target.env, Path(tmp) / "gunicorn.log", ready_timeout_s=ready_timeout_s) \
+            if target.env is not None else None
+        with server or nullcontext():
+            url = server.url if server else target.url
+            if server is None:  # a started server has already answered ready on every worker
+                wait_ready(url, ready_timeout_s)
+            runner = LoadRunner(url, payloads, **client)
+            info = _server_info(url, api_key)
+            if warmup:  # first requests pay for connections and lazy allocations: not measured
+                runner.run(Level(concurrency=min(2, warmup), max_requests=warmup, max_seconds=ready_timeout_s),
+                           time.perf_counter())
+            pid = server.proc.pid if server else local_server_pid(url)
+            t0 = time.perf_counter()
+            summaries, records = [], []
+            with RssSampler(pid, t0, rss_interval_s) if pid else nullcontext() as sampler:
+                for level in levels:
+                    level_records, wall = runner.run(level, t0)
+                    summaries.append(summarise_level(level_records, wall, level.concurrency, sla_ms))
+                    records += level_records
+    return {"label": target.label, "url": url, "started_with": target.env, "server": info,
+            "levels": summaries, "rss": _rss_report(pid, sampler, rss_interval_s), "records": records}
+
+
+def _server_info(url: str, api_key: str | None) -> dict | None:
+    """The parts of /info that say what was measured: preset, models, device, threads, limits, versions."""
+    try:
+        response = requests.get(f"{url.rstrip('/')}/info", headers={"X-API-Key": api_key} if api_key else {},
+                                timeout=10)
+        body = response.json() if response.status_code == 200 else None
+    except (requests.RequestException, ValueError):
+        body = None
+    if not body:
+        return None
+    return {key: body.get(key) for key in ("preset", "model", "device", "dtype", "torch_threads", "limits",
+                                           "versions")}
+
+
+def _rss_report(pid: int | None, sampler: RssSampler | None, interval_s: float) -> dict | None:
+    if not pid or not sampler or not sampler.samples:
+        return None  # a remote server: its memory is not visible from here
+    values = [rss for _, rss in sampler.samples]
+    return {"pid": pid, "interval_s": interval_s, "what": "gunicorn master + workers",
+            "start_mib": round(values[0] / 2**20, 1), "peak_mib": round(max(values) / 2**20, 1),
+            "end_mib": round(values[-1] / 2**20, 1), "samples": [[t, rss] for t, rss in sampler.samples]}
