@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gzip
 import json
 import os
 import platform
@@ -26,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from guidepost.files import atomic_write  # noqa: E402
 from guidepost_tools.loadtest import plots  # noqa: E402
 from guidepost_tools.loadtest.payloads import build_payloads, default_photos, photo_files  # noqa: E402
 from guidepost_tools.loadtest.report import OVERHEADS, compare  # noqa: E402
@@ -149,12 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_report(report: dict, stem: Path, sla_ms: float) -> None:
-    """The JSON (summaries first, every request's record under each target) and the PNGs beside it."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    json_path = stem.with_name(stem.name + ".json")
-    tmp = json_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False))
-    tmp.replace(json_path)
+    """<stem>.json (the summaries, committed), <stem>.records.jsonl.gz (every request, git-ignored) and the PNGs."""
     targets = report["targets"]
     png = {suffix: stem.with_name(f"{stem.name}-{suffix}.png") for suffix in ("latency", "levels", "stages", "rss")}
     plots.plot_latency_over_time(targets, sla_ms, png["latency"])
@@ -162,7 +159,22 @@ def write_report(report: dict, stem: Path, sla_ms: float) -> None:
     plots.plot_stages(targets, png["stages"])
     if any(target["rss"] for target in targets):  # remote servers only: no memory to show
         plots.plot_rss(targets, png["rss"])
-    print("wrote " + ", ".join(str(path) for path in [json_path, *png.values()] if path.exists()))
+    json_path, records_path = stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".records.jsonl.gz")
+    write_records(records_path, targets)
+    summary = {**report, "records": f"{records_path.name} (one JSON line per request, not committed)",
+               "targets": [{key: value for key, value in target.items() if key != "records"} for target in targets]}
+    atomic_write(json_path, json.dumps(summary, indent=1, ensure_ascii=False))
+    print("wrote " + ", ".join(str(path) for path in [json_path, records_path, *png.values()] if path.exists()))
+
+
+def write_records(path: Path, targets: list[dict]) -> None:
+    """Every request's record, one JSON line each with its target's label, gzipped."""
+    def write(tmp: Path) -> None:
+        with gzip.open(tmp, "wt", encoding="utf-8") as handle:
+            for target in targets:
+                for record in target["records"]:
+                    handle.write(json.dumps({"target": target["label"], **record}, ensure_ascii=False) + "\n")
+    atomic_write(path, write)
 
 
 def print_levels(result: dict) -> None:

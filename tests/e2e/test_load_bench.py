@@ -1,6 +1,7 @@
 """bench/load.py end to end: a sweep against a running gunicorn compared with one it starts itself."""
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -27,12 +28,16 @@ def test_sweep_compares_a_running_server_with_a_started_one(server, model_cache,
     assert "ratios over the baseline" in run.stdout and "wrote" in run.stdout
 
     report = json.loads((tmp_path / "t.json").read_text())
+    assert "records" not in report["targets"][0], "the committed summary holds no raw rows"
+    with gzip.open(tmp_path / "t.records.jsonl.gz", "rt") as rows:
+        records = [json.loads(line) for line in rows]
     assert report["settings"]["photos"] == [{"name": "coffee.jpg", "bytes": PHOTO.stat().st_size}]
     running, local = report["targets"]
     assert running["url"] == base and running["started_with"] is None
     assert local["started_with"]["GUIDEPOST_MAX_IN_FLIGHT"] == "1" and local["server"]["limits"]["max_in_flight"] == 1
     for target in (running, local):
         assert [level["concurrency"] for level in target["levels"]] == [1, 4]
+        target["records"] = [r for r in records if r["target"] == target["label"]]
         assert len(target["records"]) == 16
         for level in target["levels"]:
             assert level["requests"] == 8 and sum(level["statuses"].values()) == 8

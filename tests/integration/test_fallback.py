@@ -155,3 +155,12 @@ def test_unexpected_error_is_a_generic_500(client, pipeline, monkeypatch, jpeg, 
     assert "secret" not in response.get_data(as_text=True)
     assert any("req-42" in r.getMessage() for r in caplog.records)
     assert client.get("/healthz").status_code == 200
+
+
+def test_a_bug_in_speech_cleaning_is_a_bug_not_a_fallback(client, monkeypatch, jpeg):
+    # Only the model's own failures become detector answers; a bug around it must show, not hide as fallbacks.
+    def broken(text, max_words):
+        raise TypeError("cleaning bug")
+    monkeypatch.setattr("guidepost.pipeline.clean_for_speech", broken)
+    response = post(client, jpeg, objects="tree")
+    assert response.status_code == 500 and response.json["error"]["code"] == "internal_error"

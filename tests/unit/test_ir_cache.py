@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -45,20 +44,35 @@ def test_a_failed_export_leaves_nothing_behind(tmp_path):
     assert not is_current(folder, {"source": "m"})
 
 
-def test_concurrent_starts_export_once(tmp_path):
-    # Two gunicorn workers starting together: the second waits on the lock and reuses the first one's IR.
-    calls = []
+def test_concurrent_starts_export_once(tmp_path, monkeypatch):
+    # Workers starting together: while one exports, the others wait on the lock and reuse its IR.
+    from guidepost import ir_cache
 
-    def slow_export(target):
+    checked, exporting, release, calls = threading.Semaphore(0), threading.Event(), threading.Event(), []
+    real_is_current = ir_cache.is_current
+
+    def counting_is_current(folder, identity):
+        checked.release()
+        return real_is_current(folder, identity)
+    monkeypatch.setattr(ir_cache, "is_current", counting_is_current)
+
+    def blocking_export(target):
         calls.append(1)
-        time.sleep(0.3)
+        exporting.set()
+        assert release.wait(30), "the test never released the export"
         (target / "model.xml").write_text("ir")
 
     folder, results = tmp_path / "cache" / "m", []
-    threads = [threading.Thread(target=lambda: results.append(ensure_exported(folder, {"s": 1}, slow_export, "m")))
-               for _ in range(4)]
-    for thread in threads:
+    first = threading.Thread(target=lambda: results.append(ensure_exported(folder, {"s": 1}, blocking_export, "m")))
+    first.start()
+    assert exporting.wait(30)
+    others = [threading.Thread(target=lambda: results.append(ensure_exported(folder, {"s": 1}, blocking_export, "m")))
+              for _ in range(3)]
+    for thread in others:
         thread.start()
-    for thread in threads:
+    for _ in range(2 + 3):  # the first thread's two checks, then each other one found no IR yet
+        assert checked.acquire(timeout=30)
+    release.set()
+    for thread in [first, *others]:
         thread.join()
     assert len(calls) == 1 and sorted(exported for _, exported in results) == [False, False, False, True]

@@ -54,12 +54,12 @@ def test_meteor_says_when_synonym_matching_is_off():
 def test_korean_is_scored_on_morphemes():
     assert tokenize("주의하세요. 바로 앞에 오토바이가 있습니다.", "ko") == \
         ["주의", "하", "세요", "바로", "앞", "에", "오토바이", "가", "있", "습니다"]
-    # Different particles and endings on the same nouns: space-separated words share nothing here.
+    # Different particles and endings on the same nouns: space-separated words share nothing here, morphemes do.
+    # 앞/에/오토바이/가/있/어요 vs 오토바이/는/앞/에/있/습니다: 4 shared of 6 on each side.
     scores = sample_scores("앞에 오토바이가 있어요", ["오토바이는 앞에 있습니다"], "ko")
-    answer, reference = tokenize("앞에 오토바이가 있어요", "ko"), tokenize("오토바이는 앞에 있습니다", "ko")
-    shared = len(set(answer) & set(reference))
-    assert shared >= 4  # 앞, 에, 오토바이, 있
-    assert scores["rouge1"]["precision"] == pytest.approx(shared / len(answer))
+    assert scores["rouge1"]["precision"] == pytest.approx(4 / 6) and scores["rouge1"]["recall"] == pytest.approx(4 / 6)
+    # ROUGE-L: the longest common subsequence 앞 에 있 (or 오토바이 ... 있) is 3 morphemes long.
+    assert scores["rougeL"]["precision"] == pytest.approx(3 / 6)
     assert corpus_scores([("앞에 오토바이", ["앞에 오토바이"], "ko")])["tokenization"]["ko"].startswith("Korean morphemes")
 
 
