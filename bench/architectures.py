@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from guidepost import tiny
+from guidepost.files import build_once
 
 # SmolVLM-256M-Instruct (HuggingFaceTB): SigLIP base patch16 at 512 px, pixel shuffle x4 → 64 tokens a tile.
 SMOLVLM_256M = {
@@ -70,10 +71,12 @@ def build_clip_vit_b_32(folder: Path) -> None:
 
 
 def built(cache: Path, name: str, build: Callable[[Path], None]) -> Path:
-    """cache/bench/<name>/, built once (a COMPLETE file marks a finished build)."""
+    """cache/bench/<name>/, built once (into a staging folder renamed into place, under a file lock)."""
     folder = Path(cache) / "bench" / name
-    if not (folder / "COMPLETE").exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        build(folder)
-        (folder / "COMPLETE").write_text("random weights\n")
+
+    def build_complete(staging: Path) -> None:
+        build(staging)
+        (staging / "COMPLETE").write_text("random weights\n")
+
+    build_once(folder, build_complete, lambda target: (target / "COMPLETE").exists())
     return folder

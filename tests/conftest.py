@@ -11,9 +11,9 @@ for _name in [n for n in os.environ if n.startswith("GUIDEPOST_")]:
     del os.environ[_name]
 
 from PIL import Image  # noqa: E402
-from skimage import data as skdata  # noqa: E402
 
 from guidepost import tiny  # noqa: E402
+from guidepost_tools.photos import sample_photo  # noqa: E402
 from tests.helpers import encode, started_app  # noqa: E402
 
 
@@ -48,13 +48,13 @@ def client(app):
 @pytest.fixture(scope="session")
 def photo() -> Image.Image:
     """A real photograph (scikit-image's astronaut, 512x512)."""
-    return Image.fromarray(skdata.astronaut())
+    return sample_photo("astronaut")
 
 
 @pytest.fixture(scope="session")
 def street_photo() -> Image.Image:
     """A real 4:3-ish photograph (scikit-image's coffee, 600x400)."""
-    return Image.fromarray(skdata.coffee())
+    return sample_photo("coffee")
 
 
 @pytest.fixture(scope="session")

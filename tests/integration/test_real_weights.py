@@ -6,11 +6,10 @@ import io
 import pytest
 from huggingface_hub import try_to_load_from_cache
 from PIL import Image
-from skimage import data as skdata
 
-from tests.helpers import started_app
 from guidepost.config import PROJECT_ROOT
-from tests.helpers import encode
+from guidepost_tools.photos import sample_photo
+from tests.helpers import encode, started_app
 
 pytestmark = pytest.mark.slow
 
@@ -37,14 +36,14 @@ def post(client, image: Image.Image, **fields):
 
 
 def test_real_clip_sees_the_cat(real_client):
-    body = post(real_client, Image.fromarray(skdata.chelsea())).json
+    body = post(real_client, sample_photo("chelsea")).json
     assert body["objects"][0]["label"] == "cat"
     assert body["danger"] is False and body["prompt"] == "safe"
     assert body["fallback"] is False and 3 <= len(body["result"].split()) <= 40
 
 
 def test_real_vlm_text_is_used_on_the_danger_path(real_client):
-    body = post(real_client, Image.fromarray(skdata.astronaut()), objects="car").json
+    body = post(real_client, sample_photo("astronaut"), objects="car").json
     assert body["danger"] is True and body["fallback"] is False
     assert "car" in body["result"].lower()
     assert body["result"] != "Caution: car ahead. Stop and check your surroundings.", "the VLM added nothing"
