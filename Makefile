@@ -38,7 +38,7 @@ test-fast: $(VENV)/.all
 lock: $(VENV)/.serve
 	$(PIP) install --quiet pip-tools
 	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --extra test --strip-extras \
-		--no-emit-index-url --no-emit-find-links -o requirements.txt pyproject.toml
+		--no-emit-index-url --no-emit-find-links --unsafe-package guidepost -o requirements.txt pyproject.toml
 	sed -i '6a # Why each direct dependency is bounded or pinned as it is: the comments in pyproject.toml.\n#' requirements.txt
 
 clean-cache:
