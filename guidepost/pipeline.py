@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from PIL import Image
 
 from .hazards import Assessment, Detection, Vocabulary
-from .prompts import PromptBook, sanitize_question
+from .prompts import PromptBook, template_values
 from .scene import SceneRequest, SceneResult
 from .speech import clean_for_speech
 
@@ -87,10 +87,8 @@ class Pipeline:
                         type(exc).__name__, exc)
 
     def _template_values(self, detections: list[Detection], assessment: Assessment, request: SceneRequest) -> dict:
-        spoken_hazards = [hazard.spoken(request.lang) for hazard in assessment.hazards]
-        return {"objects": [detection.spoken(request.lang) for detection in detections], "hazards": spoken_hazards,
-                "main_hazard": spoken_hazards[0] if spoken_hazards else "",
-                "question": sanitize_question(request.text, self.max_question_chars)}
+        # Only vocabulary names reach the instructions; client labels it does not know only as quoted data.
+        return template_values(detections, assessment.hazards, request.lang, request.text, self.max_question_chars)
 
     def _fallback_text(self, kind: str, values: dict, request: SceneRequest) -> str:
         name = "fallback_danger" if kind == "danger" else ("fallback_safe" if values["objects"] else "fallback_nothing")

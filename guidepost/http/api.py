@@ -1,18 +1,18 @@
 """The HTTP endpoints: /process, /healthz, /readyz, /info. Decode → pipeline → encode, nothing else."""
 from __future__ import annotations
 
-import hmac
 import os
 import platform
 import time
 
 from flask import Blueprint, current_app, jsonify, request
 
-from ..errors import NotReady, Unauthorized
+from ..errors import NotReady
 from ..extension import Guidepost
 from ..presets import available_presets
 from ..responses import encode_response
 from ..versions import version
+from .auth import check_api_key
 from .decode import decode_request
 from .errors import request_id
 
@@ -78,26 +78,3 @@ def process():
         scene = decode_request(request, ext.limits, request_id())
         result = ext.pipeline.run(scene)
     return jsonify(encode_response(scene, result, ext.model_info(), started))
-
-
-@bp.after_app_request
-def _drain_unread_body(response):
-    """Read a body nobody parsed (a request refused early: 401, 404, 503), so its connection stays usable."""
-    # gunicorn keeps a connection alive only when at most 64 KiB of the body was left unread; past that it closes
-    # it after announcing keep-alive (the client's next request on it fails) and lingers up to 2 s draining it.
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
-    if request.content_length and (limit is None or request.content_length <= limit):
-        stream = request.stream
-        while stream.read(2**16):
-            pass
-    return response
-
-
-def check_api_key() -> None:
-    """Unauthorized unless API keys are off or the request carries one (X-API-Key or Authorization: Bearer)."""
-    keys = guidepost().settings.api_key_set
-    if not keys:
-        return
-    given = request.headers.get("X-API-Key") or request.headers.get("Authorization", "").removeprefix("Bearer ")
-    if not any(hmac.compare_digest(given.strip().encode(), key.encode()) for key in keys):
-        raise Unauthorized("Missing or wrong API key: send it as X-API-Key or Authorization: Bearer.")

@@ -87,7 +87,7 @@ class LocalServer:
 
 
 def local_server_pid(url: str) -> int | None:
-    """The pid listening on a loopback URL's port (the gunicorn master), or None for a remote server."""
+    """The gunicorn master serving a loopback URL (above whatever listens: a worker, or the front's nginx), or None."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     try:
@@ -98,18 +98,37 @@ def local_server_pid(url: str) -> int | None:
         return None
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
+        # A socket shared by several processes (a master and its workers) is listed under one of them only.
         listening = [c.pid for c in psutil.net_connections(kind="tcp")
                      if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid]
     except psutil.AccessDenied:  # other users' sockets are hidden from an unprivileged benchmark
         return None
-    # Workers inherit the listening socket: the master is the one whose parent is not listening too.
     for pid in listening:
         try:
-            if psutil.Process(pid).ppid() not in listening:
-                return pid
+            return server_root(psutil.Process(pid)).pid
         except psutil.NoSuchProcess:
             continue
     return None
+
+
+def server_root(process: psutil.Process) -> psutil.Process:
+    """The outermost gunicorn process above (or at) a listening process; the process itself when none is."""
+    root = process
+    for candidate in [process, *process.parents()]:
+        try:
+            if _is_gunicorn(candidate.cmdline()):
+                root = candidate
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return root
+
+
+def _is_gunicorn(cmdline: list[str]) -> bool:
+    # `gunicorn …`, `python …/bin/gunicorn …` or `python -m gunicorn …`; not `timeout 60 gunicorn …` or a shell.
+    head = [os.path.basename(arg) for arg in cmdline[:3]]
+    if head[:1] == ["gunicorn"]:
+        return True
+    return bool(head) and head[0].startswith("python") and (head[1:2] == ["gunicorn"] or head[1:3] == ["-m", "gunicorn"])
 
 
 def tree_rss(pid: int) -> int | None:

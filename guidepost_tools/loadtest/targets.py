@@ -86,6 +86,6 @@ def _rss_report(pid: int | None, sampler: RssSampler | None, interval_s: float) 
     if not pid or not sampler or not sampler.samples:
         return None  # a remote server: its memory is not visible from here
     values = [rss for _, rss in sampler.samples]
-    return {"pid": pid, "interval_s": interval_s, "what": "gunicorn master + workers",
+    return {"pid": pid, "interval_s": interval_s, "what": "gunicorn master + workers (+ the nginx front when on)",
             "start_mib": round(values[0] / 2**20, 1), "peak_mib": round(max(values) / 2**20, 1),
             "end_mib": round(values[-1] / 2**20, 1), "samples": [[t, rss] for t, rss in sampler.samples]}
