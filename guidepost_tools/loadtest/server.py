@@ -116,14 +116,15 @@ def server_root(process: psutil.Process) -> psutil.Process:
     root = process
     for candidate in [process, *process.parents()]:
         try:
-            if _is_gunicorn(candidate.cmdline()):
+            if is_gunicorn(candidate.cmdline()):
                 root = candidate
         except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
             continue
     return root
 
 
-def _is_gunicorn(cmdline: list[str]) -> bool:
+def is_gunicorn(cmdline: list[str]) -> bool:
+    """Whether a command line runs gunicorn (a master or a worker), not the front's nginx or a wrapper."""
     # `gunicorn …`, `python …/bin/gunicorn …` or `python -m gunicorn …`; not `timeout 60 gunicorn …` or a shell.
     head = [os.path.basename(arg) for arg in cmdline[:3]]
     if head[:1] == ["gunicorn"]:

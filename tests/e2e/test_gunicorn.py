@@ -18,7 +18,7 @@ from urllib3 import encode_multipart_formdata
 
 from guidepost.config import PROJECT_ROOT
 from guidepost_tools.http_client import retrying_session
-from guidepost_tools.loadtest.server import LocalServer
+from guidepost_tools.loadtest.server import LocalServer, local_server_pid
 from tests.helpers import FlaskCli, encode
 
 pytestmark = pytest.mark.e2e
@@ -74,6 +74,7 @@ def test_without_the_front_unread_bodies_keep_or_close_their_connection(model_ca
            "GUIDEPOST_MAX_IMAGE_MB": "0.5"}
     body = jpeg + b"\0" * (200_000 - len(jpeg))
     with LocalServer(env, tmp_path / "server.log", ready_timeout_s=120) as local:
+        assert local_server_pid(local.url) == local.proc.pid, "the master, not the worker that holds the socket too"
         connection = http.client.HTTPConnection(urlsplit(local.url).hostname, urlsplit(local.url).port, timeout=30)
         try:
             for chunked in (False, True, False, True):
