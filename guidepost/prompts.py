@@ -9,7 +9,7 @@ import jinja2
 import yaml
 
 # Every language file of every task must define these templates.
-REQUIRED = ("danger", "safe", "fallback_danger", "fallback_safe", "fallback_nothing")
+REQUIRED = ("danger", "safe", "fallback_danger", "fallback_safe", "fallback_nothing", "where")
 
 
 # Plain-text chat formats (LLaVA-1.5, DeepSeek-VL) mark turns with "USER:" / "ASSISTANT:".
@@ -17,7 +17,8 @@ _ROLE_MARKER = re.compile(r"\b(?:system|user|assistant|human|gpt|model)\s*:", re
 _QUOTES = str.maketrans({c: "'" for c in '"“”„‟«»〝〞「」『』'})
 
 # Values used to render every template once at load, so a broken template fails start-up, not requests.
-_SAMPLE = {"main_hazard": "car", "hazards": ["car", "dog"], "objects": ["car", "dog", "tree"], "question": "what?"}
+_SAMPLE = {"main_hazard": "car", "hazards": ["car", "dog"], "objects": ["car", "dog", "tree"], "question": "what?",
+           "direction": "left", "where": "on your left"}
 
 
 def sanitize_question(text: str | None, max_chars: int = 500) -> str:

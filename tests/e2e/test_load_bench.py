@@ -19,7 +19,7 @@ PHOTO = PROJECT_ROOT / "tests" / "data" / "example" / "images" / "coffee.jpg"
 def test_sweep_compares_a_running_server_with_a_started_one(server, model_cache, tmp_path):
     base, proc, _ = server
     env = {**os.environ, "GUIDEPOST_PRESET": "tiny", "GUIDEPOST_MODEL_CACHE": str(model_cache)}
-    started = "GUIDEPOST_WORKERS=1 GUIDEPOST_THREADS=2 GUIDEPOST_MAX_IN_FLIGHT=1"
+    started = "GUIDEPOST_WORKERS=1 GUIDEPOST_THREADS=2 GUIDEPOST_MAX_QUEUE=1 GUIDEPOST_MAX_IN_FLIGHT=1"
     run = subprocess.run([sys.executable, "bench/load.py", "--url", base, "--start", started, "--mode", "sweep",
                           "--levels", "1,4", "--requests", "8", "--warmup", "2", "--image", str(PHOTO),
                           "--format", "json", "--objects", "car, dog", "--output-dir", str(tmp_path), "--name", "t",
