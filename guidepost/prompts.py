@@ -11,7 +11,7 @@ import yaml
 from .hazards import Detection
 
 # Every language file of every task must define these templates.
-REQUIRED = ("danger", "safe", "fallback_danger", "fallback_safe", "fallback_nothing")
+REQUIRED = ("danger", "safe", "fallback_danger", "fallback_safe", "fallback_nothing", "where")
 
 
 # Plain-text chat formats (LLaVA-1.5, DeepSeek-VL) mark turns with "USER:" / "ASSISTANT:".
@@ -24,7 +24,7 @@ MAX_UNKNOWN_LABEL_CHARS = 32
 
 # Values used to render every template once at load, so a broken template fails start-up, not requests.
 _SAMPLE = {"main_hazard": "car", "hazards": ["car", "dog"], "objects": ["car", "dog", "tree"], "question": "what?",
-           "unknown": ["mailbox"]}
+           "direction": "left", "where": "on your left", "unknown": ["mailbox"]}
 
 
 def sanitize_question(text: str | None, max_chars: int = 500) -> str:

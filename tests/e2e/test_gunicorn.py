@@ -133,7 +133,7 @@ def front_dir(gunicorn: int) -> Path:
 def test_sigterm_finishes_the_request_in_flight(model_cache, tmp_path, photo, front):
     # Its own server: stopping the module's shared one would break the tests that run after this one.
     env = {"GUIDEPOST_PRESET": "tiny", "GUIDEPOST_MODEL_CACHE": str(model_cache), "GUIDEPOST_WORKERS": "1",
-           "GUIDEPOST_MAX_IN_FLIGHT": "1", "GUIDEPOST_FRONT": front}
+           "GUIDEPOST_MAX_IN_FLIGHT": "1", "GUIDEPOST_MAX_QUEUE": "1", "GUIDEPOST_THREADS": "2", "GUIDEPOST_FRONT": front}
     big = encode(photo.resize((1024, 1024)), "JPEG", quality=95)  # half of it is more than the front keeps in RAM
     body, content_type = encode_multipart_formdata([("image", ("p.jpg", big, "image/jpeg"))])
     with LocalServer(env, tmp_path / "server.log", ready_timeout_s=120) as local:

@@ -8,8 +8,8 @@ import pytest
 
 from tests.helpers import encode
 
-KEYS = {"result", "danger", "hazards", "objects", "objects_source", "prompt", "fallback", "model", "timings_ms",
-        "request_id"}
+KEYS = {"result", "danger", "hazards", "directions", "objects", "objects_source", "prompt", "fallback", "reason",
+        "truncated", "model", "timings_ms", "request_id"}
 
 
 def post_image(client, data: bytes, **fields):
