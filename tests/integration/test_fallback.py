@@ -141,7 +141,7 @@ def test_busy_vlm_times_out_to_fallback(make_app, jpeg):
         holder.join()
     assert body["fallback"] is True and body["danger"] is True and "truck" in body["result"]
     # Once the model is free again (and the deadline is generous), answers come from the VLM.
-    pipeline.generate_timeout_s = 60
+    pipeline.deadline_s = 60  # (the pipeline reads deadline_s; generate_timeout_s only sets it at start-up)
     assert post(app.test_client(), jpeg, objects="truck").json["fallback"] is False
 
 
