@@ -133,20 +133,24 @@ def is_gunicorn(cmdline: list[str]) -> bool:
     return bool(head) and head[0].startswith("python") and (head[1:2] == ["gunicorn"] or head[1:3] == ["-m", "gunicorn"])
 
 
-def tree_rss(pid: int) -> int | None:
-    """Resident memory of a process and all its descendants, in bytes; None once it is gone."""
+def tree_rss(pid: int) -> tuple[int, dict[int, int]] | None:
+    """Resident memory of a process and all its descendants in bytes, and of each gunicorn worker among them (by pid);
+    None once it is gone."""
     try:
         root = psutil.Process(pid)
         processes = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
         return None
-    total = 0
+    total, workers = 0, {}
     for process in processes:
         try:
-            total += process.memory_info().rss
-        except psutil.NoSuchProcess:  # a worker restarting between the listing and the reading
+            rss = process.memory_info().rss
+            total += rss
+            if process.ppid() == pid and is_gunicorn(process.cmdline()):
+                workers[process.pid] = rss
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):  # a worker restarting between listing and reading
             pass
-    return total
+    return total, workers
 
 
 class RssSampler:
@@ -154,7 +158,8 @@ class RssSampler:
 
     def __init__(self, pid: int, t0: float, interval_s: float = 0.5):
         self.pid, self.t0, self.interval_s = pid, t0, interval_s
-        self.samples: list[tuple[float, int]] = []  # (seconds since t0, bytes)
+        self.samples: list[tuple[float, int]] = []  # (seconds since t0, bytes of the whole tree)
+        self.workers: list[tuple[float, dict[int, int]]] = []  # (seconds since t0, {worker pid: bytes})
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
@@ -168,8 +173,10 @@ class RssSampler:
 
     def _run(self) -> None:
         while True:
-            rss = tree_rss(self.pid)
-            if rss is not None:
-                self.samples.append((round(time.perf_counter() - self.t0, 3), rss))
+            sample = tree_rss(self.pid)
+            if sample is not None:
+                t = round(time.perf_counter() - self.t0, 3)
+                self.samples.append((t, sample[0]))
+                self.workers.append((t, sample[1]))
             if self._stop.wait(self.interval_s):
                 return

@@ -120,13 +120,18 @@ def test_batch_against_the_server(server, app, tmp_path):
     assert summary["settings"]["server"] == base and summary["counts"]["succeeded"] == len(lines)
 
 
-def front_dir(gunicorn: int) -> Path:
-    """The run folder of the nginx front that a gunicorn master started (its -p argument)."""
-    for child in psutil.Process(gunicorn).children():
-        cmdline = child.cmdline()
-        if "-p" in cmdline and "nginx" in cmdline[0]:
-            return Path(cmdline[cmdline.index("-p") + 1])
-    raise AssertionError("the master runs no nginx front")
+def front_spooling(gunicorn: int) -> bool:
+    """Whether the master's nginx front holds a request body in a temporary file (open, already unlinked by nginx)."""
+    for nginx in psutil.Process(gunicorn).children(recursive=True):
+        if "nginx" not in nginx.name():
+            continue
+        for fd in Path(f"/proc/{nginx.pid}/fd").iterdir():
+            try:
+                if "/tmp/body/" in os.readlink(fd):
+                    return True
+            except OSError:  # closed meanwhile
+                continue
+    return False
 
 
 @pytest.mark.parametrize("front", ["on", "off"])
@@ -144,8 +149,7 @@ def test_sigterm_finishes_the_request_in_flight(model_cache, tmp_path, photo, fr
             upload.sendall(head + body[:len(body) // 2])
             deadline = time.monotonic() + 60
             if front == "on":  # the front is reading this body: past 64 KiB it waits in a temporary file
-                spool = front_dir(local.proc.pid) / "tmp" / "body"
-                while not any(spool.rglob("*")):
+                while not front_spooling(local.proc.pid):
                     assert time.monotonic() < deadline, "the front never started reading the upload"
                     time.sleep(0.05)
             else:  # gunicorn itself is reading it: the request holds the worker's only admission slot
