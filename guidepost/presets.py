@@ -41,6 +41,27 @@ class DetectorSpec(_Strict):
         return self
 
 
+class UpstreamSpec(_Strict):
+    """An OpenAI-compatible server that generates for the `openai` backend (vLLM, Ollama, OVMS, another Guidepost)."""
+
+    url: str = Field("", description="the base URL an OpenAI SDK takes, e.g. http://gpu-box:8000/v1 "
+                                     "(GUIDEPOST_UPSTREAM_URL overrides)")
+    model: str = Field("", description="the model name the upstream serves (GUIDEPOST_UPSTREAM_MODEL); default: vlm.id")
+    api_key_env: str = Field("", description="environment variable holding the upstream's API key "
+                                             "(GUIDEPOST_UPSTREAM_API_KEY wins when set)")
+    timeout_s: float = Field(5.0, gt=0, description="connect and /v1/models timeout; a generation is bounded by "
+                                                    "each request's deadline")
+    check_s: float = Field(5.0, gt=0, description="seconds between readiness checks of the upstream (/v1/models)")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not re.match(r"https?://[^/\s]+", value):
+            raise ValueError("use an http:// or https:// base URL, e.g. http://gpu-box:8000/v1")
+        return value
+
+
 class VLMSpec(_Strict):
     """The vision-language model: a Hugging Face id (or local folder) and generation defaults."""
 
@@ -50,6 +71,7 @@ class VLMSpec(_Strict):
     max_new_tokens: int = Field(64, ge=1, le=1024)
     processor_kwargs: dict = Field(default_factory=dict, description="extra AutoProcessor.from_pretrained arguments")
     generate_kwargs: dict = Field(default_factory=dict, description="extra generate() arguments")
+    upstream: UpstreamSpec = UpstreamSpec()  # used by the openai backend only
 
     @model_validator(mode="after")
     def _tiny_known(self):

@@ -40,6 +40,10 @@ class SceneRequest:
     deadline_ms: int | None = None  # the client's deadline from arrival; None: the preset's
     request_id: str = "-"
     decode_ms: float = 0.0
+    # Set by the OpenAI-compatible endpoint only: earlier chat turns (role, text), a cap on new tokens, stop strings.
+    history: tuple[tuple[str, str], ...] = ()
+    max_new_tokens: int | None = None  # None: the preset's
+    stop: tuple[str, ...] = ()
     received: float = field(default_factory=time.monotonic)  # time.monotonic() when the request arrived
 
     @property

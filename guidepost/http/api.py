@@ -38,13 +38,20 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Readiness: 200 once every model of this worker is loaded, 503 before (or after a failed load)."""
+    """Readiness: 200 once every model of this worker is loaded (and the upstream, if any, serves the model at its
+    last check), 503 before (or after a failed load)."""
     ext = guidepost()
     body = {"status": ext.state, "preset": ext.preset.name, "worker": os.getpid()}
     if ext.error:
         body["error"] = ext.error
+    upstream = ext.backend.health() if ext.backend is not None else None
+    if upstream is not None:
+        body["upstream"] = upstream
+    ready = ext.ready and (upstream is None or upstream["ready"])
+    if ext.ready and not ready:
+        body["status"] = "upstream_not_ready"
     response = jsonify(body)
-    if not ext.ready:
+    if not ready:
         response.status_code = 503
         response.headers["Retry-After"] = "5"
     return response
@@ -76,11 +83,7 @@ def process():
     """Photo (+ optional question and client objects) → hazard-first spoken answer, as JSON or as events."""
     started, received = time.perf_counter(), time.monotonic()
     check_api_key()
-    ext = guidepost()
-    if not ext.ready:
-        message = ("Models are still loading; retry shortly." if ext.state == "loading"
-                   else "Models failed to load; see /readyz for the reason.")
-        raise NotReady(message, retry_after=5)
+    ext = ready_guidepost()
     ext.admission.take()  # before parsing: refusing costs little
     release = ext.admission.release
     try:
@@ -117,6 +120,16 @@ def _drain_unread_body(response):
         while stream.read(2**16):
             pass
     return response
+
+
+def ready_guidepost() -> Guidepost:
+    """This app's extension once its models are loaded; NotReady (with Retry-After) while loading or after a failure."""
+    ext = guidepost()
+    if not ext.ready:
+        message = ("Models are still loading; retry shortly." if ext.state == "loading"
+                   else "Models failed to load; see /readyz for the reason.")
+        raise NotReady(message, retry_after=5)
+    return ext
 
 
 def check_api_key() -> None:

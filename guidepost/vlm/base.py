@@ -138,10 +138,12 @@ class VLM:
         """Move the processor's tensors to where the model runs (identity unless a subclass says otherwise)."""
         return inputs
 
-    def preprocess(self, images: list[Image.Image], prompt: str):
-        """Images (in order) and the prompt → model inputs through the model's own chat template and processor."""
+    def preprocess(self, images: list[Image.Image], prompt: str, history: tuple[tuple[str, str], ...] = ()):
+        """Images (in order) and the prompt → model inputs through the model's own chat template and processor;
+        history: earlier (role, text) turns of a chat, which come first."""
         content = [{"type": "image", "image": image} for image in images] + [{"type": "text", "text": prompt}]
-        messages = [{"role": "user", "content": content}]
+        messages = [{"role": role, "content": [{"type": "text", "text": text}]} for role, text in history]
+        messages.append({"role": "user", "content": content})
         with self._processor_lock:
             inputs = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
                                                         return_dict=True, return_tensors="pt")
