@@ -134,7 +134,9 @@ def _image_bytes(url, where: str) -> bytes:
 
 
 def _options(body: dict) -> dict:
-    options = body.get("guidepost") or {}
+    options = body.get("guidepost")
+    if options is None:
+        return {}
     if not isinstance(options, dict):
         raise InvalidField("guidepost", f"must be an object with any of {list(GUIDEPOST_FIELDS)}")
     return options
@@ -148,10 +150,10 @@ def _flag(body: dict, name: str) -> bool:
 
 
 def _include_usage(body: dict) -> bool:
-    options = body.get("stream_options") or {}
-    if not isinstance(options, dict):
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
         raise InvalidField("stream_options", "must be an object")
-    return _flag(options, "include_usage")
+    return _flag(options or {}, "include_usage")
 
 
 def _max_tokens(body: dict) -> int | None:

@@ -57,7 +57,9 @@ class UpstreamVLM:
 
     def generate(self, inputs: list, *, deadline: float, max_new_tokens: int | None = None,
                  should_stop: Callable[[], bool] | None = None) -> str:
-        """The whole answer (stream() consumed)."""
+        """The whole answer (stream() consumed), within upstream.timeout_s too: the warm-up's check of the upstream
+        must not hold a worker's start-up for a minute when the upstream hangs."""
+        deadline = min(deadline, time.monotonic() + self.upstream.timeout_s)
         generation = self.stream(inputs, deadline=deadline, max_new_tokens=max_new_tokens, should_stop=should_stop)
         try:
             for _ in generation:
