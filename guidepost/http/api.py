@@ -7,7 +7,7 @@ import os
 import platform
 import time
 
-from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from flask import Blueprint, current_app, jsonify, request
 
 from ..errors import NotReady, Unauthorized
 from ..extension import Guidepost
@@ -18,6 +18,7 @@ from ..versions import version
 from .decode import decode_request
 from .disconnect import client_gone
 from .errors import error_body, request_id
+from .slot import Slot
 from .sse import sse_answer
 
 bp = Blueprint("api", __name__)
@@ -84,9 +85,7 @@ def process():
     started, received = time.perf_counter(), time.monotonic()
     check_api_key()
     ext = ready_guidepost()
-    ext.admission.take()  # before parsing: refusing costs little
-    release = ext.admission.release
-    try:
+    with Slot(ext.admission) as slot:  # before parsing: refusing costs little
         scene, streamed = decode_request(request, ext.limits, request_id(), received)
         events = ext.pipeline.stream(scene, should_stop=client_gone(request.environ))
         hazard = next(events)  # a client mistake (a deadline too short) is still a plain 4xx answer here
@@ -97,16 +96,8 @@ def process():
         if not streamed:
             with closing(events):
                 return jsonify(encode_done(next(item for item in events if isinstance(item, Done))))
-        body = sse_answer(hazard, events, started=started, encode_done=encode_done, request_id=scene.request_id,
-                          error_body=error_body)
-        response = Response(stream_with_context(body), mimetype="text/event-stream",
-                            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        response.call_on_close(release)  # the slot is held while the answer streams
-        release = None
-        return response
-    finally:
-        if release is not None:
-            release()
+        return slot.stream(sse_answer(hazard, events, started=started, encode_done=encode_done,
+                                      request_id=scene.request_id, error_body=error_body))
 
 
 @bp.after_app_request

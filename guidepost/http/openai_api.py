@@ -6,7 +6,7 @@ import logging
 import time
 from contextlib import closing
 
-from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from ..errors import GuidepostError, InvalidField
@@ -17,12 +17,20 @@ from .disconnect import client_gone
 from .errors import error_headers, http_status, request_id
 from .openai_decode import decode_chat, json_body, requested_model
 from .openai_encode import completion, error_body, stream_chunks
+from .slot import Slot
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("openai", __name__, url_prefix="/v1")
 
 _STARTED = int(time.time())  # `created` of the models this worker lists
+
+
+class ModelNotFound(NotFound):
+    """A `model` this server does not answer to."""
+
+    def __init__(self, name: str):
+        super().__init__(f"The model '{name}' does not exist here; use one of {model_names()}.")
 
 
 def model_names() -> list[str]:
@@ -43,7 +51,7 @@ def model(name: str):
     """One model, or 404 model_not_found."""
     check_api_key()
     if name not in model_names():
-        return _model_not_found(name)
+        raise ModelNotFound(name)
     return jsonify(_model(name))
 
 
@@ -53,12 +61,10 @@ def chat_completions():
     started, received = time.perf_counter(), time.monotonic()
     check_api_key()
     ext = ready_guidepost()
-    ext.admission.take()  # before parsing: refusing costs little
-    release = ext.admission.release
-    try:
+    with Slot(ext.admission) as slot:  # before parsing: refusing costs little
         body = json_body(_json())
         if requested_model(body) not in model_names():
-            return _model_not_found(requested_model(body))
+            raise ModelNotFound(requested_model(body))
         chat = decode_chat(body, ext.limits, request_id(), received, request.headers.get("X-Deadline-Ms"))
         events = ext.pipeline.stream(chat.scene, should_stop=client_gone(request.environ))
         hazard = next(events)  # a client mistake (a deadline too short) is still a plain 4xx answer here
@@ -70,15 +76,7 @@ def chat_completions():
             with closing(events):
                 done = next(item for item in events if isinstance(item, Done))
             return jsonify(completion(chat, done.result, encode_done(done)))
-        chunks = stream_chunks(chat, hazard, events, started=started, encode_done=encode_done)
-        response = Response(stream_with_context(chunks), mimetype="text/event-stream",
-                            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        response.call_on_close(release)  # the slot is held while the answer streams
-        release = None
-        return response
-    finally:
-        if release is not None:
-            release()
+        return slot.stream(stream_chunks(chat, hazard, events, started=started, encode_done=encode_done))
 
 
 @bp.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
@@ -105,6 +103,8 @@ def _http_error(exc: HTTPException):
         message = ("The request body is too large: the photo may be at most "
                    f"{guidepost().settings.max_image_mb:g} MB (GUIDEPOST_MAX_IMAGE_MB), sent as base64.")
     headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else None
+    if isinstance(exc, ModelNotFound):
+        return _error(404, "model_not_found", message, "model")
     code = {413: "payload_too_large"}.get(exc.code, (exc.name or "error").lower().replace(" ", "_"))
     return _error(exc.code or 500, code, message, headers=headers)
 
@@ -129,11 +129,6 @@ def _error(status: int, code: str, message: str, param: str | None = None, heade
     response.status_code = status
     response.headers.update(headers or {})
     return response
-
-
-def _model_not_found(name: str):
-    return _error(404, "model_not_found", f"The model '{name}' does not exist here; use one of {model_names()}.",
-                  "model")
 
 
 def _model(name: str) -> dict:

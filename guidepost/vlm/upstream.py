@@ -14,6 +14,7 @@ from PIL import Image
 
 from ..presets import UpstreamSpec, VLMSpec
 from . import GenerationTimeout
+from .base import VLM
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +60,8 @@ class UpstreamVLM:
                  should_stop: Callable[[], bool] | None = None) -> str:
         """The whole answer (stream() consumed), within upstream.timeout_s too: the warm-up's check of the upstream
         must not hold a worker's start-up for a minute when the upstream hangs."""
-        deadline = min(deadline, time.monotonic() + self.upstream.timeout_s)
-        generation = self.stream(inputs, deadline=deadline, max_new_tokens=max_new_tokens, should_stop=should_stop)
-        try:
-            for _ in generation:
-                pass
-        finally:
-            generation.close()
-        return generation.text
+        return VLM.generate(self, inputs, deadline=min(deadline, time.monotonic() + self.upstream.timeout_s),
+                            max_new_tokens=max_new_tokens, should_stop=should_stop)
 
     def expected_wait_s(self) -> float:
         """0: the upstream queues and batches requests itself, out of this worker's sight."""

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import base64
 import io
+import os
+import subprocess
+import sys
 import time
 
 import openai
@@ -103,6 +106,17 @@ def test_the_sdk_streams_every_chunk(upstream, jpeg):
     assert len({chunk.id for chunk in chunks}) == 1
     plain = process(upstream, jpeg, text=QUESTION)
     assert "".join(said).startswith(plain["result"].split(". ")[0]), "the streamed answer starts as the plain one"
+
+
+def test_the_readme_sdk_example_says_the_warning_first(upstream, jpeg, tmp_path):
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes(jpeg)
+    run = subprocess.run([sys.executable, str(PROJECT_ROOT / "examples" / "openai_stream.py"), upstream.url,
+                          str(photo)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "GUIDEPOST_KEY": KEY})
+    assert run.returncode == 0, run.stderr
+    verdict = process(upstream, jpeg, mode="quick")
+    assert run.stdout.strip() and (not verdict["danger"] or run.stdout.startswith(verdict["result"]))
 
 
 def test_the_sdk_lists_the_models(upstream):

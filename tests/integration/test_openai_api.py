@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import FakeVLM, encode, started_app
-from tests.integration.test_streaming import SlowVLM, UntilCancelled
+from tests.integration.test_streaming import SlowVLM, UntilCancelled, with_vlm  # noqa: F401 (a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +40,6 @@ def assert_openai_error(response, status, code, param=None):
     assert response.json == {"error": {"message": response.json["error"]["message"], "type": response.json["error"]
                                        ["type"], "code": code, "param": param}}
     return response.json["error"]
-
-
-@pytest.fixture
-def with_vlm(app, monkeypatch):
-    def _use(vlm):
-        monkeypatch.setattr(app.extensions["guidepost"].pipeline, "vlm", vlm)
-        return vlm
-    return _use
 
 
 def test_models_lists_the_names_a_request_may_use(client):
