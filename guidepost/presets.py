@@ -41,6 +41,14 @@ class DetectorSpec(_Strict):
         return self
 
 
+class BatchSpec(_Strict):
+    """How requests that reach a busy VLM are generated together (one forward per step for the whole batch)."""
+
+    max_size: int = Field(1, ge=1, le=64, description="most requests generated together; 1: one at a time")
+    window_ms: float = Field(0.0, ge=0, le=1000, description="how long the first request waits for others to "
+                                                              "join its batch; 0: only those already waiting")
+
+
 class VLMSpec(_Strict):
     """The vision-language model: a Hugging Face id (or local folder) and generation defaults."""
 
@@ -50,6 +58,7 @@ class VLMSpec(_Strict):
     max_new_tokens: int = Field(64, ge=1, le=1024)
     processor_kwargs: dict = Field(default_factory=dict, description="extra AutoProcessor.from_pretrained arguments")
     generate_kwargs: dict = Field(default_factory=dict, description="extra generate() arguments")
+    batch: BatchSpec = BatchSpec()
 
     @model_validator(mode="after")
     def _tiny_known(self):
