@@ -62,6 +62,14 @@ class UpstreamSpec(_Strict):
         return value
 
 
+class BatchSpec(_Strict):
+    """How requests that reach a busy VLM are generated together (one forward per step for the whole batch)."""
+
+    max_size: int = Field(1, ge=1, le=64, description="most requests generated together; 1: one at a time")
+    window_ms: float = Field(0.0, ge=0, le=1000, description="how long the first request waits for others to "
+                                                              "join its batch; 0: only those already waiting")
+
+
 class VLMSpec(_Strict):
     """The vision-language model: a Hugging Face id (or local folder) and generation defaults."""
 
@@ -72,6 +80,7 @@ class VLMSpec(_Strict):
     processor_kwargs: dict = Field(default_factory=dict, description="extra AutoProcessor.from_pretrained arguments")
     generate_kwargs: dict = Field(default_factory=dict, description="extra generate() arguments")
     upstream: UpstreamSpec = UpstreamSpec()  # used by the openai backend only
+    batch: BatchSpec = BatchSpec()
 
     @model_validator(mode="after")
     def _tiny_known(self):
