@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -102,6 +103,8 @@ def main(argv=None) -> int:
     report = {
         "command": "python bench/openai_hop.py " + shlex.join(sys.argv[1:] if argv is None else argv),
         "date": date,
+        "commit": subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True,
+                                 text=True).stdout.strip() or None,
         "machine": {"cpus": len(os.sched_getaffinity(0)), "machine": platform.machine(),
                     "python": platform.python_version(), "load_average_before": [round(x, 2) for x in load_before],
                     "load_average_after": [round(x, 2) for x in os.getloadavg()]},
