@@ -14,7 +14,7 @@ from PIL import Image
 
 from ..presets import UpstreamSpec, VLMSpec
 from . import GenerationTimeout
-from .base import VLM
+from .base import VLM, StopWhen
 
 log = logging.getLogger(__name__)
 
@@ -126,10 +126,10 @@ class UpstreamGeneration:
 
     def __init__(self, vlm: UpstreamVLM, messages: list, *, max_new_tokens: int, deadline: float,
                  should_stop: Callable[[], bool] | None, poll_s: float | None):
-        self.vlm, self.deadline, self.should_stop, self.poll_s = vlm, deadline, should_stop, poll_s
+        self.vlm, self.deadline, self.poll_s = vlm, deadline, poll_s
+        self.stopping = StopWhen(deadline, should_stop)  # why we ended it: deadline, cancelled, or stop()'s reason
         self.text, self.prompt_tokens, self.new_tokens = "", 0, 0
         self.stopped_by: str | None = None
-        self._reason: str | None = None  # why we ended it: deadline, cancelled, or what stop() was given
         self._finish: str | None = None  # the upstream's finish_reason
         self._events: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, args=(messages, max_new_tokens), daemon=True,
@@ -149,7 +149,7 @@ class UpstreamGeneration:
             with stream:  # leaving it closes the connection, which tells the upstream to stop generating
                 for chunk in stream:
                     self._events.put(("chunk", chunk))
-                    if self._should_end():
+                    if self.stopping.check():
                         break
         except Exception as exc:  # handed to the consumer, which decides what a failure means
             self._events.put(("error", exc))
@@ -162,19 +162,19 @@ class UpstreamGeneration:
             try:
                 kind, value = self._events.get(timeout=min(wait, self.poll_s or wait))
             except queue.Empty:
-                if self._should_end():
+                if self.stopping.check():
                     break  # the deadline passed or the client left while the upstream was silent: do not wait
                 yield None
                 continue
             if kind == "end":
                 break
             if kind == "error":
-                if not self._should_end():
+                if not self.stopping.check():
                     raise self.vlm._failed(value)
                 break  # a read that timed out at the deadline, or one cut short by stop(): not a failure
             if self._take(value):
                 yield self.text
-        self.stopped_by = self._reason or ("length" if self._finish == "length" else "eos")
+        self.stopped_by = self.stopping.reason or ("length" if self._finish == "length" else "eos")
 
     def _take(self, chunk) -> bool:
         """Add a chunk's text and counts; whether the text grew."""
@@ -190,16 +190,9 @@ class UpstreamGeneration:
             self._finish = choice.finish_reason or self._finish
         return grew
 
-    def _should_end(self) -> bool:
-        if self._reason is None and time.monotonic() >= self.deadline:
-            self.stop("deadline")
-        if self._reason is None and self.should_stop is not None and self.should_stop():
-            self.stop("cancelled")
-        return self._reason is not None
-
     def stop(self, reason: str) -> None:
         """End the generation at the next chunk (the answer is long enough, say)."""
-        self._reason = self._reason or reason
+        self.stopping.stop(reason)
 
     def close(self) -> None:
         """Stop now; the reading thread closes the connection at the next chunk or by the deadline, on its own."""
