@@ -5,6 +5,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from .adapters import Adapter, resolve_adapter
 from .config import Settings
 from .presets import OpenVINOSpec, Preset, load_preset
 
@@ -21,6 +22,7 @@ class Deployment(BaseModel):
     openvino: OpenVINOSpec
     torch_threads: int  # 0: torch's own default
     model_cache: Path
+    adapter: Adapter | None = None  # a LoRA adapter merged into the VLM at load
 
 
 def resolve_deployment(settings: Settings) -> Deployment:
@@ -31,6 +33,10 @@ def resolve_deployment(settings: Settings) -> Deployment:
                     # Without an explicit count, OpenVINO takes the worker's share of the cores like torch does.
                     "threads": settings.openvino_threads or preset.openvino.threads or settings.torch_threads}
     openvino = OpenVINOSpec(**{**preset.openvino.model_dump(), **{k: v for k, v in ov_overrides.items() if v}})
+    # A missing adapter, or one trained for another base model, stops start-up here, before any model loads.
+    adapter = resolve_adapter(settings.adapter or preset.vlm.adapter or "", settings.model_cache, preset.vlm,
+                              preset.name)
     return Deployment(preset=preset, backend=settings.backend or preset.backend,
                       device=settings.device or preset.device, dtype=settings.dtype or preset.dtype,
-                      openvino=openvino, torch_threads=settings.torch_threads, model_cache=settings.model_cache)
+                      openvino=openvino, torch_threads=settings.torch_threads, model_cache=settings.model_cache,
+                      adapter=adapter)

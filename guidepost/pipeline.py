@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 from PIL import Image
 
+from .container_codes import read_codes
 from .hazards import Assessment, Detection, Vocabulary
 from .prompts import PromptBook, sanitize_question
 from .scene import SceneRequest, SceneResult
@@ -34,12 +35,9 @@ class Pipeline:
         timings: dict[str, float] = {}
         with _timed(timings, "detect"):
             detections, source = self.detect(request)
-        assessment = Vocabulary.assess(detections)
-        kind = "danger" if assessment.danger else "safe"
-        values = self._template_values(detections, assessment, request)
+        assessment, kind, values, prompt = self.prompt_for(request, detections)
         deadline = time.monotonic() + self.generate_timeout_s  # waiting for a busy model counts too
-        text = self._generate(request, self.prompts.render(request.task, request.lang, kind, **values), deadline,
-                              timings)
+        text = self._generate(request, prompt, deadline, timings)
         fallback = not text
         if fallback:
             # A hazard must never be silenced by the VLM: answer from the detector alone.
@@ -47,8 +45,19 @@ class Pipeline:
         elif kind == "danger" and not _mentions(text, values["main_hazard"]):
             # The model described the scene or answered the question without the warning: lead with it.
             text = clean_for_speech(f"{self._fallback_text(kind, values, request)} {text}", self.max_words)
+        codes = None
+        if request.task == "read":  # ISO 6346 container codes in what was read; a bad check digit is spoken
+            text, codes = read_codes(text, lambda code: self.prompts.render(
+                request.task, request.lang, "check_digit_mismatch", code=code))
         return SceneResult(result=text, danger=assessment.danger, hazards=assessment.labels, objects=detections,
-                           objects_source=source, prompt=kind, fallback=fallback, timings_ms=timings)
+                           objects_source=source, prompt=kind, fallback=fallback, timings_ms=timings, codes=codes)
+
+    def prompt_for(self, request: SceneRequest, detections: list[Detection]) -> tuple[Assessment, str, dict, str]:
+        """The danger decision, the prompt kind and values, and the prompt the VLM gets (fine-tuning trains on it)."""
+        assessment = Vocabulary.assess(detections)
+        kind = "danger" if assessment.danger else "safe"
+        values = self._template_values(detections, assessment, request)
+        return assessment, kind, values, self.prompts.render(request.task, request.lang, kind, **values)
 
     def detect(self, request: SceneRequest) -> tuple[list[Detection], str]:
         """CLIP's labels for the scene, or the client's labels (CLIP skipped); with where they came from."""

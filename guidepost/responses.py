@@ -10,7 +10,7 @@ def encode_response(request: SceneRequest, result: SceneResult, model: dict, sta
     """The /process JSON body; `started` is the request's time.perf_counter() start, for timings_ms.total."""
     timings = {"decode": request.decode_ms, **result.timings_ms,
                "total": round((time.perf_counter() - started) * 1000, 2)}
-    return {
+    body = {
         "result": result.result,
         "danger": result.danger,
         "hazards": result.hazards,
@@ -22,3 +22,6 @@ def encode_response(request: SceneRequest, result: SceneResult, model: dict, sta
         "timings_ms": timings,
         "request_id": request.request_id,
     }
+    if result.codes is not None:  # read requests only
+        body["codes"] = result.codes
+    return body

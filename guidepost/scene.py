@@ -57,6 +57,7 @@ class SceneResult:
     prompt: str
     fallback: bool
     timings_ms: dict[str, float] = field(default_factory=dict)
+    codes: list[dict] | None = None  # task "read" only: ISO 6346 container codes (guidepost/container_codes.py)
 
 
 class SceneFields(BaseModel):
