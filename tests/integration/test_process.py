@@ -225,3 +225,48 @@ def test_too_many_images_is_a_422(client, jpeg, app):
     response = client.post("/process", data={"image": files}, content_type="multipart/form-data")
     assert response.status_code == 422
     assert response.json["error"]["code"] == "invalid_field" and "image" in response.json["error"]["message"]
+
+
+class ReadingVLM:
+    """A VLM that reads two container codes, the second with a check digit that does not match."""
+
+    name = "reader"
+
+    def __init__(self):
+        self.prompts = []
+
+    def preprocess(self, images, prompt):
+        self.prompts.append(prompt)
+        return {}
+
+    def generate(self, inputs, *, deadline, max_new_tokens=None, should_stop=None):
+        return "MSCU 663987 0\nCSQU 305438 4"
+
+
+def test_read_task_returns_container_codes_and_speaks_a_bad_check_digit(app, client, jpeg, monkeypatch):
+    reader = ReadingVLM()
+    monkeypatch.setattr(app.extensions["guidepost"].pipeline, "vlm", reader)
+    body = post_image(client, jpeg, task="read", objects="sign").json
+    assert "container codes" in reader.prompts[-1] and "Read the text" in reader.prompts[-1]
+    assert body["codes"] == [
+        {"code": "MSCU6639870", "owner": "MSC", "category": "U", "serial": "663987", "check_digit": 0, "valid": True},
+        {"code": "CSQU3054384", "owner": "CSQ", "category": "U", "serial": "305438", "check_digit": 4, "valid": False}]
+    assert body["result"] == ("MSCU 663987 0. CSQU 305438 4. "
+                              "The check digit of CSQU3054384 does not match; read it again.")
+    assert "codes" not in post_image(client, jpeg, objects="sign").json, "codes belong to read answers only"
+
+
+def test_read_task_still_warns_first_and_in_korean(app, client, jpeg, monkeypatch):
+    monkeypatch.setattr(app.extensions["guidepost"].pipeline, "vlm", ReadingVLM())
+    body = post_image(client, jpeg, task="read", objects="truck").json
+    assert body["danger"] is True and body["result"].startswith("Caution: truck ahead.")
+    assert body["result"].index("MSCU 663987 0") > body["result"].index("Caution")
+    korean = post_image(client, jpeg, task="read", lang="ko", objects="sign").json
+    assert korean["result"].endswith("CSQU3054384의 검증 숫자가 맞지 않습니다. 다시 읽어 주세요.")
+
+
+def test_read_task_with_the_real_tiny_model(client, jpeg):
+    body = post_image(client, jpeg, task="read").json
+    assert body["fallback"] is False and isinstance(body["codes"], list)
+    bad = post_image(client, jpeg, task="translate")
+    assert bad.status_code == 422 and "read" in bad.json["error"]["message"]
