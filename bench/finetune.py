@@ -24,7 +24,6 @@ import datetime as dt
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench import children  # noqa: E402
 from bench.architectures import build_smolvlm_256m, built  # noqa: E402
 from bench.backends import _machine  # noqa: E402
 
@@ -127,14 +127,7 @@ JOBS = {"train": job_train, "serve": job_serve}
 
 def run_child(job: str, args: dict) -> dict:
     """Run one job in a fresh interpreter (its own peak memory) and return its JSON result."""
-    started = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--child", job, json.dumps(args)], capture_output=True,
-                          text=True, cwd=ROOT, timeout=3600)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{job} {args} failed:\n{proc.stderr[-3000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"  {job} {args.get('label', '')}: {result}  ({time.perf_counter() - started:.0f} s)", flush=True)
-    return result
+    return children.run_child(__file__, job, args, args.get("label", ""), timeout=3600)
 
 
 def main() -> None:
@@ -152,6 +145,7 @@ def main() -> None:
         print(json.dumps(JOBS[job](json.loads(args))))
         return
 
+    load_start = [round(x, 2) for x in os.getloadavg()]
     cache = options.cache / "bench"
     vlm_dir = built(cache, "smolvlm-256m-random", build_smolvlm_256m)
     with tempfile.TemporaryDirectory() as tmp:
@@ -168,6 +162,8 @@ def main() -> None:
                                       "new_tokens": options.new_tokens})
     report = {"date": dt.date.today().isoformat(), "command": "python bench/finetune.py " + " ".join(sys.argv[1:]),
               "machine": _machine(), "device": options.device, "versions": _versions(),
+              # A shared machine: the load average around the run says how much the absolute figures may suffer.
+              "load_average": {"start": load_start, "end": [round(x, 2) for x in os.getloadavg()]},
               "dataset": f"{DATA.relative_to(ROOT)} (24 lines, one epoch; validation on 4)",
               "batch_size": options.batch_size, "training": training, "serving": serving}
     options.out.mkdir(parents=True, exist_ok=True)

@@ -50,6 +50,9 @@ def resolve_adapter(ref: str, cache: Path, spec: VLMSpec, preset: str) -> Adapte
     base = manifest.get("base") or {}
     base_id = base.get("id") or _read_json(folder / CONFIG).get("base_model_name_or_path")
     base_revision = base.get("revision", spec.revision)
+    if not base_id:
+        raise ValueError(f"adapter '{ref}' ({folder}) names no base model (no {MANIFEST}, no base_model_name_or_path "
+                         f"in {CONFIG}): train it with `flask finetune train --preset {preset}`")
     if (base_id, base_revision) != (spec.id, spec.revision):
         raise ValueError(
             f"adapter '{ref}' ({folder}) was trained for base model '{base_id}' (revision {base_revision}), but preset "

@@ -10,7 +10,7 @@ from stdnum import iso6346
 # check digit. Painted codes put spaces, dashes or line breaks between the groups and often box the check digit.
 _GAP = r"[\s\-\u2010-\u2015]*"
 # Capitals only, as painted: lower-case words ending in u, j or z before a number are not codes.
-_CODE = re.compile(rf"(?<![A-Za-z0-9])([A-Z]{{3}})([UJZ]){_GAP}(\d{{6}}){_GAP}[\[(|]?\s*(\d)\s*[\])|]?(?![0-9])")
+_CODE = re.compile(rf"(?<![A-Za-z0-9])([A-Z]{{3}})([UJZ]){_GAP}([0-9]{{6}}){_GAP}[\[(|]?\s*([0-9])\s*[\])|]?(?![0-9])")
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,8 @@ def train_command(preset, train_path: Path, val_path: Path, output: str, epochs,
     Labels are the reference tokens only; loss per epoch goes to training_log.json and
     loss_curve.png beside the adapter, with a manifest (guidepost-adapter.json) of how it was made.
     """
+    from guidepost import ModelLoadError
+
     from ..finetune.run import TrainingRequest, run_training
 
     request = TrainingRequest(
@@ -124,7 +126,7 @@ def train_command(preset, train_path: Path, val_path: Path, output: str, epochs,
     started = time.perf_counter()
     try:
         folder, history = run_training(current_app.extensions["guidepost"], request, echo=click.echo)
-    except (FileExistsError, ValueError) as exc:
+    except (FileExistsError, ValueError, ModelLoadError) as exc:
         raise click.ClickException(str(exc)) from None
     best = history.epochs[history.best_epoch - 1]
     click.echo(f"best epoch {history.best_epoch} of {len(history.epochs)}"

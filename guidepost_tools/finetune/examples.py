@@ -55,6 +55,8 @@ def stop_token(vlm) -> int:
 
 
 def _example(sample: Sample, pipeline, limits: Limits, eos: int) -> Example:
+    if sample.error or not sample.references:
+        raise ExampleError(f"sample {sample.sample_id}: {sample.error or 'no reference to train on'}")
     images = [path.read_bytes() for path in sample.images]
     try:
         scene = decode_fields({"images": images, **sample.fields()}, limits, request_id=f"train-{sample.sample_id}")

@@ -60,6 +60,9 @@ def run_training(ext: Guidepost, request: TrainingRequest, echo=print) -> tuple[
     trainer.ensure_loaded()
     pipeline = trainer.pipeline
     samples = {"train": read_samples(request.train), "val": read_samples(request.val)}
+    empty = [name for name, part in samples.items() if not part]
+    if empty:
+        raise ValueError(f"no {' and no '.join(empty)} lines to train with")
     echo("rendering prompts and tokenizing (the detector decides danger or safe for each line, as when serving)…")
     examples = {name: build_examples(part, pipeline, trainer.limits) for name, part in samples.items()}
     vlm = pipeline.vlm

@@ -1,6 +1,7 @@
 """LoRA training of the VLM's language model: loss on the reference tokens, early stopping on validation loss."""
 from __future__ import annotations
 
+import math
 import re
 import resource
 import time
@@ -111,6 +112,9 @@ def train(model, train_set: list[Example], val_set: list[Example], hp: HyperPara
         record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "seconds": round(seconds, 3),
                   "samples_per_s": round(len(train_set) / seconds, 3), "peak_memory_mb": peak_memory_mb(device)}
         history.epochs.append(record)
+        if not math.isfinite(val_loss) or not math.isfinite(train_loss):
+            raise ValueError(f"epoch {epoch}: the loss is {train_loss} (training), {val_loss} (validation): "
+                             "training diverged; lower --lr, or train in float32")
         if val_loss < best_val:
             best_val, history.best_epoch = val_loss, epoch
             history.best_state = {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(model).items()}

@@ -72,3 +72,7 @@ def test_a_wrong_check_digit_is_spoken_after_the_reading():
     assert text == "CSQU 305438 4. MSCU 663987 0. CSQU3054384 does not match."
     assert [c["valid"] for c in codes] == [False, True]
     assert read_codes("EXIT 4", lambda code: "never") == ("EXIT 4", [])
+
+
+def test_only_ascii_digits_make_a_code():
+    assert find_codes("CSQU \u0663\u0660\u0665\u0664\u0663\u0668 \u0663") == []  # Arabic-Indic digits
