@@ -184,7 +184,7 @@ def _load_for_generate(args: dict):
             model = OVModelForCausalLM.from_pretrained(args["ir"], ov_config=ov_config)
         return model, inputs, lambda: None
     from guidepost.presets import VLMSpec
-    from guidepost.vlm import VLM
+    from guidepost.vlm.base import VLM
 
     processor = AutoProcessor.from_pretrained(args.get("ir") or source, **args.get("processor_kwargs", {}))
     if backend == "torch":

@@ -45,11 +45,10 @@ def find_codes(text: str) -> list[ContainerCode]:
     return list(codes.values())
 
 
-def read_codes(text: str, mismatch_notice) -> tuple[str, list[dict]]:
-    """The answer with a spoken notice after it for each code whose check digit does not match, and the codes.
+def read_codes(text: str, mismatch_notice) -> tuple[list[dict], list[str]]:
+    """The codes in an answer, and a spoken notice for each whose check digit does not match.
 
     mismatch_notice(code) renders that notice in the request's language (the read task's prompt file).
     """
     codes = find_codes(text)
-    notices = [mismatch_notice(code.code) for code in codes if not code.valid]
-    return " ".join([text, *notices]), [code.as_dict() for code in codes]
+    return [code.as_dict() for code in codes], [mismatch_notice(code.code) for code in codes if not code.valid]

@@ -31,7 +31,10 @@ class Guidepost:
                              image_max_side=self.deployment.preset.image_max_side,
                              max_text_chars=settings.max_text_chars, max_objects=settings.max_objects,
                              max_images=settings.max_images, prompts=self.prompts)
-        self.admission = Admission(settings.max_in_flight)  # per worker: each process builds its own app
+        # Per worker (each process builds its own app): requests taken into /process, and those let at the VLM.
+        self.admission = Admission(settings.max_queue)
+        self.vlm_slots = Admission(settings.max_in_flight)
+        self.deadline_s = settings.generate_timeout_s or self.deployment.preset.deadline_ms / 1000
         self.state = "loading"  # loading → ready | failed
         self.error: str | None = None
         self.pipeline = None
@@ -90,8 +93,9 @@ class Guidepost:
         start = time.perf_counter()
         try:
             self.pipeline, self.backend = load_pipeline(
-                self.deployment, self.vocabulary, self.prompts, generate_timeout_s=self.settings.generate_timeout_s,
-                max_question_chars=self.settings.max_text_chars)
+                self.deployment, self.vocabulary, self.prompts, deadline_s=self.deadline_s,
+                max_question_chars=self.settings.max_text_chars, vlm_slots=self.vlm_slots,
+                keepalive_s=self.settings.sse_keepalive_s)
             self.state = "ready"
             log.info("preset '%s' ready in %.1f s (%s)", self.preset.name, time.perf_counter() - start,
                      self.backend.describe())

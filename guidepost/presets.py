@@ -31,6 +31,8 @@ class DetectorSpec(_Strict):
     pretrained: str | None = Field(None, description="open_clip pretrained tag or a checkpoint path")
     threshold: float = Field(0.1, ge=0, le=1, description="lowest softmax score reported as an object")
     top_k: int = Field(5, ge=1, description="most objects reported per image")
+    directions: bool = Field(True, description="say where each hazard is (left, ahead, right) from three crops "
+                                               "scored in the same forward as the whole image")
     templates: tuple[str, ...] = DEFAULT_TEMPLATES
 
     @model_validator(mode="after")
@@ -119,6 +121,8 @@ class Preset(_Strict):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     image_max_side: int = Field(1024, ge=32, description="images are downscaled to this longest side")
     max_words: int = Field(40, ge=5, description="word cap of the spoken answer")
+    deadline_ms: int = Field(15000, ge=1, description="default deadline of a request from its arrival, waiting for "
+                                                      "the model included (GUIDEPOST_GENERATE_TIMEOUT_S overrides)")
     detector: DetectorSpec
     vlm: VLMSpec
     openvino: OpenVINOSpec = OpenVINOSpec()

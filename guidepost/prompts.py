@@ -9,7 +9,7 @@ import jinja2
 import yaml
 
 # Every language file of every task must define these templates.
-REQUIRED = ("danger", "safe", "fallback_danger", "fallback_safe", "fallback_nothing")
+REQUIRED = ("danger", "safe", "fallback_danger", "fallback_safe", "fallback_nothing", "where")
 # ...and a task's own templates: `read` speaks a notice when a container code's check digit does not match.
 TASK_REQUIRED = {"read": ("check_digit_mismatch",)}
 
@@ -20,7 +20,7 @@ _QUOTES = str.maketrans({c: "'" for c in '"“”„‟«»〝〞「」『』'})
 
 # Values used to render every template once at load, so a broken template fails start-up, not requests.
 _SAMPLE = {"main_hazard": "car", "hazards": ["car", "dog"], "objects": ["car", "dog", "tree"], "question": "what?",
-           "code": "CSQU3054383"}
+           "direction": "left", "where": "on your left", "code": "CSQU3054383"}
 
 
 def sanitize_question(text: str | None, max_chars: int = 500) -> str:

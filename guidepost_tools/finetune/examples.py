@@ -63,7 +63,7 @@ def _example(sample: Sample, pipeline, limits: Limits, eos: int) -> Example:
     except GuidepostError as exc:
         raise ExampleError(f"sample {sample.sample_id} ({sample.record.get('image')}): {exc.message}") from None
     detections, _ = pipeline.detect(scene)
-    _, kind, _, prompt = pipeline.prompt_for(scene, detections)
+    kind, prompt = pipeline.prompt_for(scene, detections)
     inputs = pipeline.vlm.preprocess(list(scene.images), prompt)
     answer = pipeline.vlm.processor.tokenizer(sample.references[0], add_special_tokens=False)["input_ids"] + [eos]
     inputs, labels = append_answer(dict(inputs), answer)

@@ -87,6 +87,7 @@ class FixedVLM(FakeVLM):
     name = "fixed"
 
     def __init__(self, text):
+        super().__init__()
         self.text = text
 
     def answer(self, inputs):

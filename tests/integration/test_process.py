@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 
 import pytest
 
-from tests.helpers import encode
+from tests.helpers import FakeVLM, encode
 
-KEYS = {"result", "danger", "hazards", "objects", "objects_source", "prompt", "fallback", "model", "timings_ms",
-        "request_id"}
+KEYS = {"result", "danger", "hazards", "directions", "objects", "objects_source", "prompt", "fallback", "reason",
+        "truncated", "model", "timings_ms", "request_id"}
 
 
 def post_image(client, data: bytes, **fields):
@@ -227,20 +228,21 @@ def test_too_many_images_is_a_422(client, jpeg, app):
     assert response.json["error"]["code"] == "invalid_field" and "image" in response.json["error"]["message"]
 
 
-class ReadingVLM:
+class ReadingVLM(FakeVLM):
     """A VLM that reads two container codes, the second with a check digit that does not match."""
 
     name = "reader"
 
     def __init__(self):
+        super().__init__()
         self.prompts = []
 
     def preprocess(self, images, prompt):
         self.prompts.append(prompt)
-        return {}
+        return super().preprocess(images, prompt)
 
-    def generate(self, inputs, *, deadline, max_new_tokens=None, should_stop=None):
-        return "MSCU 663987 0\nCSQU 305438 4"
+    def answer(self, inputs) -> str:
+        return "MSCU 663987 0. CSQU 305438 4."
 
 
 def test_read_task_returns_container_codes_and_speaks_a_bad_check_digit(app, client, jpeg, monkeypatch):
@@ -253,6 +255,11 @@ def test_read_task_returns_container_codes_and_speaks_a_bad_check_digit(app, cli
         {"code": "CSQU3054384", "owner": "CSQ", "category": "U", "serial": "305438", "check_digit": 4, "valid": False}]
     assert body["result"] == ("MSCU 663987 0. CSQU 305438 4. "
                               "The check digit of CSQU3054384 does not match; read it again.")
+    streamed = client.post("/process", data={"image": (io.BytesIO(jpeg), "p.jpg"), "task": "read", "objects": "sign",
+                                              "stream": "true"}).get_data(as_text=True)
+    sentences = [json.loads(block.split("data: ", 1)[1])["text"] for block in streamed.split("\n\n")
+                 if block.startswith("event: sentence")]
+    assert sentences[-1] == "The check digit of CSQU3054384 does not match; read it again.", "streamed clients hear it"
     assert "codes" not in post_image(client, jpeg, objects="sign").json, "codes belong to read answers only"
 
 
