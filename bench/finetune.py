@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -125,9 +126,18 @@ def job_serve(args: dict) -> dict:
 JOBS = {"train": job_train, "serve": job_serve}
 
 
-def run_child(job: str, args: dict) -> dict:
-    """Run one job in a fresh interpreter (its own peak memory) and return its JSON result."""
-    return children.run_child(__file__, job, args, args.get("label", ""), timeout=3600)
+# name → (preset, gradient checkpointing)
+TRAINING = {"tiny": ("tiny", False), "smolvlm-256m": ("default", False),
+            "smolvlm-256m-checkpointing": ("default", True)}
+
+
+def run_child(job: str, args: dict, timeout_s: int) -> dict:
+    """Run one job in a fresh interpreter (its own peak memory); its JSON result, or why it has none."""
+    try:
+        return children.run_child(__file__, job, args, args.get("label", ""), timeout=timeout_s)
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:  # one configuration failing keeps the others' results
+        print(f"  {job} {args.get('label', '')} failed: {str(exc)[-300:]}", flush=True)
+        return {"failed": str(exc)[-300:]}
 
 
 def main() -> None:
@@ -136,6 +146,9 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=24, help="tokens generated per timed answer")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU machine")
+    parser.add_argument("--training", default=",".join(TRAINING),
+                        help=f"training configurations to run, comma-separated, or none (all: {','.join(TRAINING)})")
+    parser.add_argument("--timeout-s", type=int, default=3600, help="most seconds one configuration may take")
     parser.add_argument("--cache", type=Path, default=ROOT / "model_cache")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
@@ -152,20 +165,31 @@ def main() -> None:
         common = {"presets": str(presets(Path(tmp) / "models", vlm_dir, options.device, options.new_tokens)),
                   "cache": str(cache), "work": tmp, "device": options.device, "batch_size": options.batch_size}
         training = {}
-        for label, preset, checkpointing in (("tiny", "tiny", False), ("smolvlm-256m", "default", False),
-                                             ("smolvlm-256m, gradient checkpointing", "default", True)):
-            training[label] = run_child("train", {**common, "label": label, "preset": preset,
-                                                  "gradient_checkpointing": checkpointing,
-                                                  "output": ADAPTER if preset == "default" else "bench-tiny"})
+        for name in [n for n in options.training.split(",") if n and n != "none"]:
+            preset, checkpointing = TRAINING[name]
+            training[name] = run_child("train", {**common, "label": name, "preset": preset,
+                                                 "gradient_checkpointing": checkpointing,
+                                                 "output": ADAPTER if preset == "default" else "bench-tiny"},
+                                       options.timeout_s)
+        # The adapter the default-preset training wrote (this run's, or an earlier run's with --training none).
         serving = run_child("serve", {**common, "label": "default preset", "adapter": ADAPTER,
                                       "adapter_path": str(cache / "adapters" / ADAPTER), "rounds": options.rounds,
-                                      "new_tokens": options.new_tokens})
+                                      "new_tokens": options.new_tokens}, options.timeout_s)
     report = {"date": dt.date.today().isoformat(), "command": "python bench/finetune.py " + " ".join(sys.argv[1:]),
               "machine": _machine(), "device": options.device, "versions": _versions(),
               # A shared machine: the load average around the run says how much the absolute figures may suffer.
               "load_average": {"start": load_start, "end": [round(x, 2) for x in os.getloadavg()]},
               "dataset": f"{DATA.relative_to(ROOT)} (24 lines, one epoch; validation on 4)",
               "batch_size": options.batch_size, "training": training, "serving": serving}
+    if options.training == "none":
+        report["training_note"] = "not run here (--training none): the adapter served is an earlier run's"
+    # How the served adapter was trained (its own log and manifest, written by that training run).
+    adapter = cache / "adapters" / ADAPTER
+    if (adapter / "training_log.json").is_file():
+        manifest = json.loads((adapter / "guidepost-adapter.json").read_text())
+        report["served_adapter"] = {"created_at": manifest["created_at"],
+                                    "hyperparameters": manifest["hyperparameters"],
+                                    "training_log": json.loads((adapter / "training_log.json").read_text())}
     options.out.mkdir(parents=True, exist_ok=True)
     path = options.out / f"finetune-{report['date']}.json"
     path.write_text(json.dumps(report, indent=2))
