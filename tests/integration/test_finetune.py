@@ -134,6 +134,10 @@ def test_the_served_adapter_changes_the_answer_and_info_shows_it(app, tuned_app,
     base = vlm_answer(app.extensions["guidepost"].pipeline.vlm, [street_photo], prompt)
     tuned = vlm_answer(tuned_app.extensions["guidepost"].pipeline.vlm, [street_photo], prompt)
     assert tuned != base
+    # Merged: the served model is the base architecture with other weights, no LoRA layers left to run.
+    models = [a.extensions["guidepost"].pipeline.vlm.model for a in (app, tuned_app)]
+    assert [type(m) for m in models[1].modules()] == [type(m) for m in models[0].modules()]
+    assert sum(p.numel() for p in models[1].parameters()) == sum(p.numel() for p in models[0].parameters())
     client = tuned_app.test_client()
     info = client.get("/info").json["adapter"]
     assert info["name"] == ADAPTER and info["sha256"] == weights_hash(trained)
