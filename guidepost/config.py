@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     device: str = Field("", description="Override the preset's device: auto, cpu, cuda or cuda:N.")
     dtype: Literal["", "auto", "float32", "bfloat16", "float16"] = Field("", description="Override the preset's dtype.")
     backend: str = Field("", description="Override the preset's backend: torch, openvino or openai.")
+    adapter: str = Field(
+        "", description="Override the preset's LoRA adapter: a name under <model cache>/adapters/, a folder, or none.")
     openvino_device: str = Field("", description="Override the preset's OpenVINO device: CPU, GPU, GPU.N or AUTO.")
     openvino_weights: Literal["", "fp32", "fp16", "int8", "int4"] = Field(
         "", description="Override the preset's OpenVINO weight format.")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from .adapters import Adapter, resolve_adapter
 from .config import Settings
 from .presets import OpenVINOSpec, Preset, UpstreamSpec, load_preset
 
@@ -24,6 +25,7 @@ class Deployment(BaseModel):
     upstream_api_key: SecretStr = SecretStr("")  # GUIDEPOST_UPSTREAM_API_KEY, else the variable api_key_env names
     torch_threads: int  # 0: torch's own default
     model_cache: Path
+    adapter: Adapter | None = None  # a LoRA adapter merged into the VLM at load
 
 
 def resolve_deployment(settings: Settings) -> Deployment:
@@ -37,10 +39,13 @@ def resolve_deployment(settings: Settings) -> Deployment:
     backend = settings.backend or preset.backend
     upstream = _upstream(preset, settings, required=backend == "openai")
     api_key = settings.upstream_api_key or (os.environ.get(upstream.api_key_env, "") if upstream.api_key_env else "")
+    # A missing adapter, or one trained for another base model, stops start-up here, before any model loads.
+    adapter = resolve_adapter(settings.adapter or preset.vlm.adapter or "", settings.model_cache, preset.vlm,
+                              preset.name)
     return Deployment(preset=preset, backend=backend, device=settings.device or preset.device,
                       dtype=settings.dtype or preset.dtype, openvino=openvino, upstream=upstream,
                       upstream_api_key=api_key, torch_threads=settings.torch_threads,
-                      model_cache=settings.model_cache)
+                      model_cache=settings.model_cache, adapter=adapter)
 
 
 def _upstream(preset: Preset, settings: Settings, *, required: bool) -> UpstreamSpec:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from .admission import Admission
+from .container_codes import read_codes
 from .errors import InvalidField
 from .hazards import Assessment, Detection, Vocabulary
 from .prompts import PromptBook, sanitize_question
@@ -95,9 +96,7 @@ class Pipeline:
         timings: dict[str, float] = {}
         with _timed(timings, "detect"):
             detections, source = self.detect(request)
-        assessment = Vocabulary.assess(detections)
-        kind = "danger" if assessment.danger else "safe"
-        values = self._template_values(detections, assessment, request)
+        assessment, kind, values = self._assess(request, detections)
         warning = self._detector_text("danger", values, request) if assessment.danger else None
         directions = {hazard.label: hazard.direction for hazard in assessment.hazards}
         yield Hazard(assessment.danger, assessment.labels, detections, directions, warning)
@@ -114,11 +113,30 @@ class Pipeline:
         elif warning and not _mentions(text, values["main_hazard"]):
             # The model described the scene or answered the question without the warning: lead with it.
             text = clean_for_speech(f"{warning} {text}", self.max_words)
+        codes = None
+        if request.task == "read":  # ISO 6346 container codes in what was read; a bad check digit is spoken
+            codes, notices = read_codes(text, lambda code: self.prompts.render(
+                request.task, request.lang, "check_digit_mismatch", code=code))
+            for notice in notices:
+                yield Sentence(notice)
+            text = " ".join([text, *notices])
         yield Done(SceneResult(
             result=text, danger=assessment.danger, hazards=assessment.labels, objects=detections,
             objects_source=source, prompt=kind, fallback=not spoken.text, reason=None if spoken.text else spoken.reason,
             truncated=spoken.truncated, directions=directions, finish_reason=spoken.finish_reason, usage=spoken.usage,
-            timings_ms=timings))
+            timings_ms=timings, codes=codes))
+
+    def prompt_for(self, request: SceneRequest, detections: list[Detection]) -> tuple[str, str]:
+        """(kind, prompt): the prompt the VLM gets for these detections, as stream() renders it (fine-tuning
+        trains on it)."""
+        _, kind, values = self._assess(request, detections)
+        return kind, self.prompts.render(request.task, request.lang, kind, **values)
+
+    def _assess(self, request: SceneRequest, detections: list[Detection]) -> tuple[Assessment, str, dict]:
+        """The danger decision, the prompt kind (danger or safe) and the templates' values."""
+        assessment = Vocabulary.assess(detections)
+        kind = "danger" if assessment.danger else "safe"
+        return assessment, kind, self._template_values(detections, assessment, request)
 
     def detect(self, request: SceneRequest) -> tuple[list[Detection], str]:
         """CLIP's labels for the scene, or the client's labels (CLIP skipped); with where they came from."""

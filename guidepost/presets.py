@@ -70,6 +70,30 @@ class BatchSpec(_Strict):
                                                               "join its batch; 0: only those already waiting")
 
 
+# The language model's attention and MLP projections in every shipped family (LLaVA, Qwen2.5-VL and DeepSeek-VL
+# call it language_model, Idefics3/SmolVLM text_model); the vision tower and projector stay frozen.
+LORA_TARGETS = (r".*\.(language_model|text_model)\.layers\.\d+\."
+                r"(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)")
+
+
+class LoRASpec(_Strict):
+    """LoRA defaults for `flask finetune train` on this preset's VLM (each has a command-line override)."""
+
+    r: int = Field(16, ge=1, le=512, description="rank of the update matrices")
+    alpha: int = Field(32, ge=1, description="scale: the update is multiplied by alpha / r")
+    dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the LoRA input")
+    target_modules: str = Field(LORA_TARGETS, description="regex (full match) over module names that get LoRA")
+
+    @field_validator("target_modules")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+
 class VLMSpec(_Strict):
     """The vision-language model: a Hugging Face id (or local folder) and generation defaults."""
 
@@ -81,6 +105,8 @@ class VLMSpec(_Strict):
     generate_kwargs: dict = Field(default_factory=dict, description="extra generate() arguments")
     upstream: UpstreamSpec = UpstreamSpec()  # used by the openai backend only
     batch: BatchSpec = BatchSpec()
+    adapter: str | None = Field(None, description="LoRA adapter: a name under <model cache>/adapters/ or a folder")
+    lora: LoRASpec = LoRASpec()
 
     @model_validator(mode="after")
     def _tiny_known(self):

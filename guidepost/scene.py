@@ -69,6 +69,7 @@ class SceneResult:
     finish_reason: str | None = None  # how generation ended: eos, length, deadline, cancelled, enough (word cap)
     usage: dict[str, int] = field(default_factory=dict)  # prompt_tokens, completion_tokens when the VLM ran
     timings_ms: dict[str, float] = field(default_factory=dict)
+    codes: list[dict] | None = None  # task "read" only: ISO 6346 container codes (guidepost/container_codes.py)
 
 
 class SceneFields(BaseModel):
