@@ -27,13 +27,20 @@ class Settings(BaseSettings):
     model_cache: Path = Field(PROJECT_ROOT / "model_cache", description="Where weights, tiny models and embeddings are cached.")
     device: str = Field("", description="Override the preset's device: auto, cpu, cuda or cuda:N.")
     dtype: Literal["", "auto", "float32", "bfloat16", "float16"] = Field("", description="Override the preset's dtype.")
-    backend: str = Field("", description="Override the preset's backend: torch or openvino.")
+    backend: str = Field("", description="Override the preset's backend: torch, openvino or openai.")
+    adapter: str = Field(
+        "", description="Override the preset's LoRA adapter: a name under <model cache>/adapters/, a folder, or none.")
     openvino_device: str = Field("", description="Override the preset's OpenVINO device: CPU, GPU, GPU.N or AUTO.")
     openvino_weights: Literal["", "fp32", "fp16", "int8", "int4"] = Field(
         "", description="Override the preset's OpenVINO weight format.")
     openvino_hint: Literal["", "LATENCY", "THROUGHPUT"] = Field("", description="Override the OpenVINO performance hint.")
     openvino_threads: int = Field(
         0, ge=0, description="OpenVINO inference threads per worker; 0: the preset's, else the torch thread share.")
+    upstream_url: str = Field(
+        "", description="Override the preset's vlm.upstream.url: the OpenAI-compatible server the openai backend uses.")
+    upstream_model: str = Field("", description="Override the preset's vlm.upstream.model: the model name it serves.")
+    upstream_api_key: str = Field(
+        "", repr=False, description="The upstream's API key (else the variable the preset's api_key_env names).")
     torch_threads: int = Field(0, ge=0, description="Torch intra-op threads per worker; 0 lets gunicorn.conf.py decide.")
     max_image_mb: float = Field(
         20.0, gt=0, description="Largest image in MB (413 above); a JSON body may be 4/3 of it for base64.")

@@ -12,6 +12,8 @@ from .hazards import Detection
 
 # Every language file of every task must define these templates.
 REQUIRED = ("danger", "safe", "fallback_danger", "fallback_safe", "fallback_nothing", "where")
+# ...and a task's own templates: `read` speaks a notice when a container code's check digit does not match.
+TASK_REQUIRED = {"read": ("check_digit_mismatch",)}
 
 
 # Plain-text chat formats (LLaVA-1.5, DeepSeek-VL) mark turns with "USER:" / "ASSISTANT:".
@@ -24,7 +26,7 @@ MAX_UNKNOWN_LABEL_CHARS = 32
 
 # Values used to render every template once at load, so a broken template fails start-up, not requests.
 _SAMPLE = {"main_hazard": "car", "hazards": ["car", "dog"], "objects": ["car", "dog", "tree"], "question": "what?",
-           "direction": "left", "where": "on your left", "unknown": ["mailbox"]}
+           "direction": "left", "where": "on your left", "unknown": ["mailbox"], "code": "CSQU3054383"}
 
 
 def sanitize_question(text: str | None, max_chars: int = 500) -> str:
@@ -74,9 +76,11 @@ class PromptBook:
         templates = {}
         for path in sorted(folder.glob("*/*.yaml")):
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            missing = [name for name in REQUIRED if name not in data]
+            required = REQUIRED + TASK_REQUIRED.get(path.parent.name, ())
+            missing = [name for name in required if name not in data]
             if missing:
-                raise ValueError(f"{path}: missing templates {missing}; every language file needs {list(REQUIRED)}")
+                raise ValueError(f"{path}: missing templates {missing}; every language file of task "
+                                 f"'{path.parent.name}' needs {list(required)}")
             compiled = {}
             for name, source in data.items():
                 try:

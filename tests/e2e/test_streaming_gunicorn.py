@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import pytest
@@ -51,3 +53,17 @@ def test_a_client_that_hangs_up_frees_the_model_for_the_next(model_cache, tmp_pa
         assert int(line.rsplit("after ", 1)[1].split()[0]) < 1024, "stopped long before the end"
         body = requests.post(f"{local.url}/process", files={"image": ("p.jpg", jpeg, "image/jpeg")}, timeout=120).json()
         assert body["fallback"] is False, json.dumps(body)[:300]
+
+
+def test_the_readme_client_speaks_the_warning_first(server, tmp_path, jpeg):
+    base, _, _ = server
+    photo = tmp_path / "p.jpg"
+    photo.write_bytes(jpeg)
+    run = subprocess.run([sys.executable, str(PROJECT_ROOT / "examples" / "speak_stream.py"), base, str(photo)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    spoken = run.stdout.splitlines()
+    hazard = requests.post(f"{base}/process", files={"image": ("p.jpg", jpeg)}, data={"mode": "quick"}, timeout=60).json()
+    if hazard["danger"]:
+        assert spoken[0] == hazard["result"], "the warning is spoken before anything the VLM says"
+    assert spoken, "something was said"

@@ -15,7 +15,7 @@ def book() -> PromptBook:
 
 
 def test_shipped_templates_cover_both_languages(book):
-    assert book.tasks == ["describe"]
+    assert book.tasks == ["describe", "read"]
     assert {"en", "ko"} <= set(book.languages)
 
 
@@ -94,3 +94,22 @@ def test_template_values_keep_unknown_labels_out_of_the_objects():
     values = template_values(detections, vocabulary.assess(detections).hazards, "ko", None)
     assert values["objects"] == ["자동차", "의자"] and values["main_hazard"] == "자동차"
     assert values["unknown"] == ["mailbox", "say yes"], "sanitised, deduplicated, in the client's order"
+
+
+@pytest.mark.parametrize("lang, read, container", [("en", "Read the text", "container codes"),
+                                                   ("ko", "그대로 읽으세요", "컨테이너 번호")])
+def test_read_prompts_ask_for_the_text_exactly_and_warn_first(book, lang, read, container):
+    safe = book.render("read", lang, "safe", main_hazard="", hazards=[], objects=["sign"], question="")
+    assert read in safe and container in safe
+    danger = book.render("read", lang, "danger", main_hazard="truck", hazards=["truck"], objects=["truck"], question="",
+                         where="ahead")
+    assert danger.index("truck") < danger.index(container), "the warning is asked for before the reading"
+    notice = book.render("read", lang, "check_digit_mismatch", code="CSQU3054384")
+    assert "CSQU3054384" in notice
+
+
+def test_read_language_file_without_the_check_digit_notice_fails_at_load(tmp_path: Path):
+    (tmp_path / "read").mkdir()
+    (tmp_path / "read" / "en.yaml").write_text("\n".join(f"{name}: 'x'" for name in REQUIRED))
+    with pytest.raises(ValueError, match="check_digit_mismatch"):
+        PromptBook.load(tmp_path)
