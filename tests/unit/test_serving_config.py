@@ -17,7 +17,8 @@ front = conf.get("_front")
 print(json.dumps({"torch_loaded": "torch" in sys.modules, "bind": conf["bind"], "workers": conf["workers"],
                   "preload": conf["preload_app"], "threads_env": __import__("os").environ.get("GUIDEPOST_TORCH_THREADS"),
                   "front_listen": front.listen if front else None, "front_dir": str(front.folder) if front else None,
-                  "hooks": [name for name in ("on_starting", "when_ready", "on_exit") if name in conf]}))
+                  "hooks": [name for name in ("on_starting", "when_ready", "on_exit") if name in conf],
+                  "max_requests": [conf["max_requests"], conf["max_requests_jitter"]]}))
 """
 
 
@@ -66,3 +67,9 @@ def test_bad_setting_stops_gunicorn_before_any_worker(tmp_path):
                          cwd=PROJECT_ROOT, env={**env, "GUIDEPOST_WORKERS": "many"}, capture_output=True, text=True,
                          timeout=60)
     assert out.returncode != 0 and "GUIDEPOST_WORKERS='many'" in out.stderr
+
+
+def test_workers_restart_after_max_requests_only_when_asked():
+    assert _load_conf()["max_requests"] == [0, 0], "off by default: one worker alone cannot afford a reload"
+    assert _load_conf(GUIDEPOST_MAX_REQUESTS="5000")["max_requests"] == [5000, 500]
+
