@@ -39,6 +39,19 @@ class DetectorSpec(_Strict):
         return self
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+class StaticCacheSpec(_Strict):
+    """torch backend: decode with a static KV cache and a torch.compile'd decoding step (CUDA graphs on a GPU)."""
+
+    enabled: bool = Field(False, description="compiled decoding; compiled by the warm-up, before /readyz says ready")
+    max_len: int = Field(4096, ge=16, description="tokens the cache holds: the longest prompt (image tokens "
+                                                  "included) plus max_new_tokens; one shape, compiled once")
+    compile_mode: Literal[COMPILE_MODES] = Field(
+        "reduce-overhead", description="torch.compile mode; reduce-overhead replays the step as a CUDA graph")
+
+
 class VLMSpec(_Strict):
     """The vision-language model: a Hugging Face id (or local folder) and generation defaults."""
 
@@ -48,6 +61,7 @@ class VLMSpec(_Strict):
     max_new_tokens: int = Field(64, ge=1, le=1024)
     processor_kwargs: dict = Field(default_factory=dict, description="extra AutoProcessor.from_pretrained arguments")
     generate_kwargs: dict = Field(default_factory=dict, description="extra generate() arguments")
+    static_cache: StaticCacheSpec = StaticCacheSpec()
 
     @model_validator(mode="after")
     def _tiny_known(self):
