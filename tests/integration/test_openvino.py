@@ -164,3 +164,15 @@ def test_the_lifted_cap_is_put_back_after_an_export(smolvlm_apps):
 def test_export_command_refuses_an_unsupported_family(ov_app):
     result = ov_app.test_cli_runner().invoke(args=["export-openvino", "--preset", "tiny-deepseek-ov", "--weights", "int8"])
     assert result.exit_code != 0 and "'deepseek_vl_hybrid'" in result.output
+
+
+def test_a_gpu_box_is_told_to_run_the_default_preset_on_torch(monkeypatch, caplog):
+    import torch
+
+    from guidepost.backends import create_backend
+    from guidepost.config import load_settings
+    from guidepost.deployment import resolve_deployment
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    backend = create_backend(resolve_deployment(load_settings({"preset": "default"})))
+    assert backend.name == "openvino" and "set GUIDEPOST_BACKEND=torch" in caplog.text
