@@ -280,6 +280,8 @@ def main() -> None:
     common = {"cache": str(cache), "runs": options.runs}
     report = {"date": dt.date.today().isoformat(), "command": "python bench/backends.py " + " ".join(sys.argv[1:]),
               "sections": sections,
+              # Other jobs share this machine: its load (runnable processes, 1/5/15 min) when the run ended.
+              "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
               "machine": _machine(), "versions": _versions(), "rounds": options.rounds, "runs": options.runs,
               "new_tokens": options.new_tokens, "read_bandwidth_gbs": round(read_bandwidth_gbs(), 2)}
     print(f"read bandwidth {report['read_bandwidth_gbs']} GB/s", flush=True)

@@ -141,6 +141,8 @@ def main() -> None:
 
     import torch
     report = {"command": "python " + " ".join(sys.argv), "date": dt.date.today().isoformat(),
+              # Other jobs share this machine: its load (runnable processes, 1/5/15 min) when the run ended.
+              "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
               "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                           "python": platform.python_version(), "torch": torch.__version__,
                           "torch_threads": torch.get_num_threads()},

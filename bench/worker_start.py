@@ -103,10 +103,12 @@ def main() -> None:
     parser.add_argument("--preset", choices=("tiny", "default"), default="tiny",
                         help="tiny, or the default preset over random real-size weights (see above)")
     parser.add_argument("--cache", type=Path, default=ROOT / "model_cache",
-                        help="--preset default: where the random models are built once (<cache>/bench)")
+                        help="--preset default: where the random models are built once (<cache>/bench) and "
+                             "the server's cache with their IR is kept (<cache>/bench/worker-start)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="guidepost-start-") as tmp:
-        cache = Path(tmp) / "cache"
+        # The default preset's IR (minutes to export) is kept between runs of this benchmark.
+        cache = Path(tmp) / "cache" if args.preset == "tiny" else args.cache / "bench" / "worker-start"
         preset = ({"GUIDEPOST_PRESET": "tiny"} if args.preset == "tiny"
                   else default_preset(args.cache, Path(tmp) / "models"))
         for root in args.root:  # build the tiny models, export the IR, cache embeddings: once, outside the measurement
@@ -123,6 +125,8 @@ def main() -> None:
     ratios = {root: {key: round(m[key] / base[key], 3) for key in ("healthz", "readyz", "worker_rss_mib")}
               for root, m in medians.items()}
     report = {"date": dt.date.today().isoformat(), "command": "python bench/worker_start.py " + " ".join(sys.argv[1:]),
+              # Other jobs share this machine: its load (runnable processes, 1/5/15 min) when the run ended.
+              "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
               "machine": {"cores": len(os.sched_getaffinity(0)), "python": platform.python_version(),
                           "cpu": platform.processor() or platform.machine()},
               "what": f"gunicorn, 1 worker, {WHAT[args.preset]}, GUIDEPOST_LOAD=background; seconds from spawn to "
