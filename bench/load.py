@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from guidepost.files import atomic_write  # noqa: E402
 from guidepost_tools.loadtest import plots  # noqa: E402
 from guidepost_tools.loadtest.payloads import build_payloads, default_photos, photo_files  # noqa: E402
-from guidepost_tools.loadtest.report import OVERHEADS, compare  # noqa: E402
+from guidepost_tools.loadtest.report import OVERHEADS, VERDICT_MS, compare  # noqa: E402
 from guidepost_tools.loadtest.runner import Level  # noqa: E402
 from guidepost_tools.loadtest.targets import Target, measure  # noqa: E402
 from guidepost_tools.loadtest.server import ServerFailed  # noqa: E402
@@ -67,6 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     body.add_argument("--objects", default=None, help="comma-separated client objects (the server skips CLIP)")
     body.add_argument("--text", default=None, help="the user's question")
     body.add_argument("--api-key", default=None, help="sent as X-API-Key")
+    body.add_argument("--stream", action="store_true",
+                      help="ask for Server-Sent Events (Accept: text/event-stream) and time the hazard event as well "
+                           "as the whole answer; a server without streaming answers JSON, timed as one event")
     body.add_argument("--new-connections", action="store_true",
                       help="one TCP connection per request (Connection: close), like a phone that reconnects for "
                            "each photo; by default each client keeps its connection alive")
@@ -112,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     payloads = build_payloads(photos, args.format, objects, args.text)
     levels = build_levels(args)
     client = {"timeout_s": args.timeout_s, "max_backoff_s": args.max_backoff_s, "api_key": args.api_key,
-              "new_connections": args.new_connections, "progress": not args.no_progress}
+              "new_connections": args.new_connections, "progress": not args.no_progress, "stream": args.stream}
 
     results = []
     for target in args.targets:
@@ -138,11 +141,16 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {"mode": args.mode, "levels": [vars(level) for level in levels], "sla_ms": args.sla_ms,
                      "format": args.format, "objects": objects, "text": args.text, "warmup": args.warmup,
                      "timeout_s": args.timeout_s, "max_backoff_s": args.max_backoff_s,
-                     "new_connections": args.new_connections,
+                     "new_connections": args.new_connections, "stream": args.stream,
                      "photos": [{"name": p.name, "bytes": len(p.data)} for p in photos]},
         "definitions": {"throughput_rps": "answers (200) per second of the level's wall time",
                         "sla.share_within": "share of all requests answered (200) within the threshold",
-                        "latency_ms": "client-side latency of answered requests", **OVERHEADS},
+                        "latency_ms": "client-side latency of answered requests",
+                        "first_event_ms": "client-side time to the first speakable event of answered requests: the "
+                                          "hazard event of a streamed answer, else the whole answer",
+                        "verdict.share_within": f"share of all requests answered (200) whose first event arrived "
+                                                f"within {VERDICT_MS} ms",
+                        **OVERHEADS},
         "targets": results,
         "comparison": comparison,
     }
@@ -153,9 +161,11 @@ def main(argv: list[str] | None = None) -> int:
 def write_report(report: dict, stem: Path, sla_ms: float) -> None:
     """<stem>.json (the summaries, committed), <stem>.records.jsonl.gz (every request, git-ignored) and the PNGs."""
     targets = report["targets"]
-    png = {suffix: stem.with_name(f"{stem.name}-{suffix}.png") for suffix in ("latency", "levels", "stages", "rss")}
+    png = {suffix: stem.with_name(f"{stem.name}-{suffix}.png")
+           for suffix in ("latency", "levels", "first-event", "stages", "rss")}
     plots.plot_latency_over_time(targets, sla_ms, png["latency"])
     plots.plot_levels(targets, png["levels"])
+    plots.plot_first_event(targets, png["first-event"])
     plots.plot_stages(targets, png["stages"])
     if any(target["rss"] for target in targets):  # remote servers only: no memory to show
         plots.plot_rss(targets, png["rss"])
@@ -180,7 +190,7 @@ def write_records(path: Path, targets: list[dict]) -> None:
 def print_levels(result: dict) -> None:
     """One line per level: counts, throughput, latency percentiles, SLA share and the overhead medians."""
     print(f"{'c':>3} {'reqs':>5} {'200':>5} {'503':>5} {'other':>5} {'ans/s':>7} {'p50 ms':>8} {'p95 ms':>8} "
-          f"{'p99 ms':>8} {'SLA':>5} {'outside models p50':>19} {'server outside p50':>19}")
+          f"{'p99 ms':>8} {'SLA':>5} {'1st p50':>8} {'1st p95':>8} {'verdict':>7} {'outside models p50':>19}")
     for level in result["levels"]:
         statuses = level["statuses"]
         other = level["requests"] - statuses.get("200", 0) - statuses.get("503", 0)
@@ -189,8 +199,9 @@ def print_levels(result: dict) -> None:
         print(f"{level['concurrency']:>3} {level['requests']:>5} {statuses.get('200', 0):>5} "
               f"{statuses.get('503', 0):>5} {other:>5} {level['throughput_rps']:>7.2f} "
               f"{_ms(latency.get('p50'))} {_ms(latency.get('p95'))} {_ms(latency.get('p99'))} "
-              f"{_share(level['sla']['share_within'])} {_ms((overhead['outside_models'] or {}).get('p50'), 19)} "
-              f"{_ms((overhead['server_outside_models'] or {}).get('p50'), 19)}")
+              f"{_share(level['sla']['share_within'])} {_ms((level['first_event_ms'] or {}).get('p50'))} "
+              f"{_ms((level['first_event_ms'] or {}).get('p95'))} {_share(level['verdict']['share_within'], 7)} "
+              f"{_ms((overhead['outside_models'] or {}).get('p50'), 19)}")
     if result["rss"]:
         print(f"server RSS: start {result['rss']['start_mib']} MiB, peak {result['rss']['peak_mib']} MiB")
 
@@ -198,18 +209,19 @@ def print_levels(result: dict) -> None:
 def print_ratios(comparison: dict) -> None:
     """Each target over the baseline, level by level."""
     print(f"== ratios over the baseline '{comparison['baseline']}'")
-    print(f"{'target':<40} {'c':>3} {'throughput':>10} {'p50':>6} {'p95':>6} {'SLA':>6}")
+    print(f"{'target':<40} {'c':>3} {'throughput':>10} {'p50':>6} {'p95':>6} {'SLA':>6} {'1st p50':>8} {'verdict':>8}")
     for row in comparison["ratios"]:
         print(f"{row['target'][:40]:<40} {row['concurrency']:>3} {_x(row['throughput'], 10)} "
-              f"{_x(row['latency_p50'], 6)} {_x(row['latency_p95'], 6)} {_x(row['sla_share'], 6)}")
+              f"{_x(row['latency_p50'], 6)} {_x(row['latency_p95'], 6)} {_x(row['sla_share'], 6)} "
+              f"{_x(row['first_event_p50'], 8)} {_x(row['verdict_share'], 8)}")
 
 
 def _ms(value, width: int = 8) -> str:
     return f"{value:>{width}.1f}" if value is not None else f"{'-':>{width}}"
 
 
-def _share(value) -> str:
-    return f"{value:>5.0%}" if value is not None else f"{'-':>5}"
+def _share(value, width: int = 5) -> str:
+    return f"{value:>{width}.0%}" if value is not None else f"{'-':>{width}}"
 
 
 def _x(value, width: int) -> str:

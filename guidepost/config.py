@@ -27,13 +27,20 @@ class Settings(BaseSettings):
     model_cache: Path = Field(PROJECT_ROOT / "model_cache", description="Where weights, tiny models and embeddings are cached.")
     device: str = Field("", description="Override the preset's device: auto, cpu, cuda or cuda:N.")
     dtype: Literal["", "auto", "float32", "bfloat16", "float16"] = Field("", description="Override the preset's dtype.")
-    backend: str = Field("", description="Override the preset's backend: torch or openvino.")
+    backend: str = Field("", description="Override the preset's backend: torch, openvino or openai.")
+    adapter: str = Field(
+        "", description="Override the preset's LoRA adapter: a name under <model cache>/adapters/, a folder, or none.")
     openvino_device: str = Field("", description="Override the preset's OpenVINO device: CPU, GPU, GPU.N or AUTO.")
     openvino_weights: Literal["", "fp32", "fp16", "int8", "int4"] = Field(
         "", description="Override the preset's OpenVINO weight format.")
     openvino_hint: Literal["", "LATENCY", "THROUGHPUT"] = Field("", description="Override the OpenVINO performance hint.")
     openvino_threads: int = Field(
         0, ge=0, description="OpenVINO inference threads per worker; 0: the preset's, else the torch thread share.")
+    upstream_url: str = Field(
+        "", description="Override the preset's vlm.upstream.url: the OpenAI-compatible server the openai backend uses.")
+    upstream_model: str = Field("", description="Override the preset's vlm.upstream.model: the model name it serves.")
+    upstream_api_key: str = Field(
+        "", repr=False, description="The upstream's API key (else the variable the preset's api_key_env names).")
     torch_threads: int = Field(0, ge=0, description="Torch intra-op threads per worker; 0 lets gunicorn.conf.py decide.")
     static_cache: Literal["", "on", "off"] = Field(
         "", description="Override the preset's vlm.static_cache.enabled (torch backend: compiled decoding): on, off.")
@@ -44,9 +51,9 @@ class Settings(BaseSettings):
     max_objects: int = Field(50, gt=0, description="Most client objects accepted per request (422 above).")
     max_images: int = Field(4, gt=0, description="Most images per request; the first is the scene (422 above).")
     generate_timeout_s: float = Field(
-        15.0, gt=0,
-        description="Deadline for the VLM, waiting for a busy model included: a model still busy then gives a "
-                    "detector-only answer; a generation still running then is cut short.")
+        0, ge=0,
+        description="Default deadline of a request in seconds, from its arrival, waiting for a busy model included "
+                    "(a request may ask for less with deadline_ms); 0: the preset's deadline_ms.")
     api_keys: str = Field("", description="Comma-separated API keys; when set, requests need X-API-Key or Bearer.")
     load: Literal["background", "eager", "lazy"] = Field(
         "background",
@@ -57,11 +64,17 @@ class Settings(BaseSettings):
         None, description="Deprecated: false means GUIDEPOST_LOAD=eager, true GUIDEPOST_LOAD=background.")
     bind: str = Field("", description="gunicorn listen address; default 0.0.0.0:$PORT (PORT defaults to 5000).")
     workers: int = Field(1, ge=1, description="gunicorn worker processes; each loads its own copy of the models.")
-    threads: int = Field(4, ge=1, description="Request threads per worker; the VLM still runs one generation at a time.")
+    threads: int = Field(8, ge=1, description="Request threads per worker; the VLM still runs one generation at a time.")
+    max_queue: int = Field(
+        6, ge=0,
+        description="/process requests one worker takes in at once (decoding, detecting, or waiting for or using the "
+                    "VLM); the next gets 503 overloaded with Retry-After at once. Below GUIDEPOST_THREADS. 0: no bound.")
     max_in_flight: int = Field(
         2, ge=0,
-        description="/process requests one worker admits at once (one generating, one decoded and waiting for the "
-                    "model); the next gets 503 overloaded with Retry-After at once. 0: no bound.")
+        description="Requests one worker lets use the VLM at once (one generating, one waiting for the model); the next "
+                    "is answered from the detector alone at once (fallback, reason busy). 0: no bound.")
+    sse_keepalive_s: float = Field(
+        5.0, gt=0, description="Seconds between keep-alive comments on a streamed answer while the VLM is quiet.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Python log level.")
 
     @field_validator("device")
@@ -102,12 +115,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _admission_below_threads(self) -> "Settings":
-        # A request beyond the threads waits in gunicorn's queue, where the app cannot refuse it.
-        if self.max_in_flight >= self.threads:
+        # A request beyond the threads waits in gunicorn's queue, where the app cannot refuse it or answer it.
+        if self.max_queue >= self.threads or (not self.max_queue and self.max_in_flight >= self.threads):
             raise ValueError(
-                f"GUIDEPOST_MAX_IN_FLIGHT={self.max_in_flight} must be less than GUIDEPOST_THREADS={self.threads}, "
-                "so that a free thread can refuse the next request at once; raise GUIDEPOST_THREADS or lower "
-                "GUIDEPOST_MAX_IN_FLIGHT")
+                f"GUIDEPOST_MAX_QUEUE={self.max_queue} (and GUIDEPOST_MAX_IN_FLIGHT={self.max_in_flight}) must be less "
+                f"than GUIDEPOST_THREADS={self.threads}, so that a free thread can answer the next request at once; "
+                "raise GUIDEPOST_THREADS or lower GUIDEPOST_MAX_QUEUE")
+        if self.max_queue and self.max_in_flight > self.max_queue:
+            raise ValueError(f"GUIDEPOST_MAX_IN_FLIGHT={self.max_in_flight} must be at most "
+                             f"GUIDEPOST_MAX_QUEUE={self.max_queue}: the VLM's requests are among those taken in")
         return self
 
     @property

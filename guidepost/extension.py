@@ -31,7 +31,10 @@ class Guidepost:
                              image_max_side=self.deployment.preset.image_max_side,
                              max_text_chars=settings.max_text_chars, max_objects=settings.max_objects,
                              max_images=settings.max_images, prompts=self.prompts)
-        self.admission = Admission(settings.max_in_flight)  # per worker: each process builds its own app
+        # Per worker (each process builds its own app): requests taken into /process, and those let at the VLM.
+        self.admission = Admission(settings.max_queue)
+        self.vlm_slots = Admission(settings.max_in_flight)
+        self.deadline_s = settings.generate_timeout_s or self.deployment.preset.deadline_ms / 1000
         self.state = "loading"  # loading → ready | failed
         self.error: str | None = None
         self.pipeline = None
@@ -90,8 +93,9 @@ class Guidepost:
         start = time.perf_counter()
         try:
             self.pipeline, self.backend = load_pipeline(
-                self.deployment, self.vocabulary, self.prompts, generate_timeout_s=self.settings.generate_timeout_s,
-                max_question_chars=self.settings.max_text_chars)
+                self.deployment, self.vocabulary, self.prompts, deadline_s=self.deadline_s,
+                max_question_chars=self.settings.max_text_chars, vlm_slots=self.vlm_slots,
+                keepalive_s=self.settings.sse_keepalive_s)
             self.state = "ready"
             log.info("preset '%s' ready in %.1f s (%s)", self.preset.name, time.perf_counter() - start,
                      self.backend.describe())
@@ -102,15 +106,19 @@ class Guidepost:
             self._loaded.set()
 
     def model_info(self) -> dict:
-        """Model ids and backend, as every /process answer reports them."""
+        """Model ids and backend (and the adapter's name when one is served), as every /process answer reports them."""
         pipeline = self.pipeline
-        return {"vlm": pipeline.vlm.name if pipeline else self.preset.vlm.id,
+        info = {"vlm": pipeline.vlm.name if pipeline else self.preset.vlm.id,
                 "detector": pipeline.detector.name if pipeline else self.preset.detector.arch,
                 "backend": self.deployment.backend}
+        if self.deployment.adapter is not None:  # which fine-tuned VLM answered (base vs tuned comparisons)
+            info["adapter"] = self.deployment.adapter.name
+        return info
 
     def runtime(self) -> dict:
         """Device, dtype, threads and backend settings: what is running, or what the preset asks for before loading."""
         if self.backend is not None:
             return self.backend.describe()
+        adapter = self.deployment.adapter
         return {"device": self.deployment.device, "dtype": self.deployment.dtype, "torch_threads": None,
-                "openvino": None}
+                "openvino": None, "adapter": adapter.describe() if adapter is not None else None}

@@ -33,6 +33,7 @@ class Detection:
     label: str
     score: float | None
     entry: Label | None = None  # None: a client label the vocabulary does not know
+    direction: str | None = None  # left, ahead or right when the detector looked at crops; None for client labels
 
     @property
     def hazard(self) -> bool:

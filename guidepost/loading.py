@@ -17,9 +17,9 @@ class ModelLoadError(RuntimeError):
     """A model could not be loaded; the message says what to do about it."""
 
 
-def load_pipeline(deployment: Deployment, vocabulary: Vocabulary, prompts: PromptBook, *,
-                  generate_timeout_s: float, max_question_chars: int):
-    """(pipeline, backend) with both models loaded and warmed up; ModelLoadError with the backend's hint."""
+def load_pipeline(deployment: Deployment, vocabulary: Vocabulary, prompts: PromptBook, **pipeline_options):
+    """(pipeline, backend) with both models loaded and warmed up; ModelLoadError with the backend's hint.
+    pipeline_options: the Pipeline's request settings (deadline_s, max_question_chars, vlm_slots, keepalive_s)."""
     import torch  # here, not at import: the gunicorn master never touches torch
 
     if deployment.torch_threads:
@@ -37,7 +37,6 @@ def load_pipeline(deployment: Deployment, vocabulary: Vocabulary, prompts: Promp
         vlm = backend.load_vlm(preset.vlm, sources.vlm)
     except Exception as exc:
         raise ModelLoadError(backend.load_hint("VLM", sources.vlm, exc)) from exc
-    pipeline = Pipeline(detector, vlm, vocabulary, prompts, max_words=preset.max_words,
-                        generate_timeout_s=generate_timeout_s, max_question_chars=max_question_chars)
+    pipeline = Pipeline(detector, vlm, vocabulary, prompts, max_words=preset.max_words, **pipeline_options)
     pipeline.warm_up()
     return pipeline, backend

@@ -31,6 +31,8 @@ class DetectorSpec(_Strict):
     pretrained: str | None = Field(None, description="open_clip pretrained tag or a checkpoint path")
     threshold: float = Field(0.1, ge=0, le=1, description="lowest softmax score reported as an object")
     top_k: int = Field(5, ge=1, description="most objects reported per image")
+    directions: bool = Field(True, description="say where each hazard is (left, ahead, right) from three crops "
+                                               "scored in the same forward as the whole image")
     templates: tuple[str, ...] = DEFAULT_TEMPLATES
 
     @model_validator(mode="after")
@@ -52,6 +54,59 @@ class StaticCacheSpec(_Strict):
         "reduce-overhead", description="torch.compile mode; reduce-overhead replays the step as a CUDA graph")
 
 
+class UpstreamSpec(_Strict):
+    """An OpenAI-compatible server that generates for the `openai` backend (vLLM, Ollama, OVMS, another Guidepost)."""
+
+    url: str = Field("", description="the base URL an OpenAI SDK takes, e.g. http://gpu-box:8000/v1 "
+                                     "(GUIDEPOST_UPSTREAM_URL overrides)")
+    model: str = Field("", description="the model name the upstream serves (GUIDEPOST_UPSTREAM_MODEL); default: vlm.id")
+    api_key_env: str = Field("", description="environment variable holding the upstream's API key "
+                                             "(GUIDEPOST_UPSTREAM_API_KEY wins when set)")
+    timeout_s: float = Field(5.0, gt=0, description="connect and /v1/models timeout; a generation is bounded by "
+                                                    "each request's deadline")
+    check_s: float = Field(5.0, gt=0, description="seconds between readiness checks of the upstream (/v1/models)")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not re.match(r"https?://[^/\s]+", value):
+            raise ValueError("use an http:// or https:// base URL, e.g. http://gpu-box:8000/v1")
+        return value
+
+
+class BatchSpec(_Strict):
+    """How requests that reach a busy VLM are generated together (one forward per step for the whole batch)."""
+
+    max_size: int = Field(1, ge=1, le=64, description="most requests generated together; 1: one at a time")
+    window_ms: float = Field(0.0, ge=0, le=1000, description="how long the first request waits for others to "
+                                                              "join its batch; 0: only those already waiting")
+
+
+# The language model's attention and MLP projections in every shipped family (LLaVA, Qwen2.5-VL and DeepSeek-VL
+# call it language_model, Idefics3/SmolVLM text_model); the vision tower and projector stay frozen.
+LORA_TARGETS = (r".*\.(language_model|text_model)\.layers\.\d+\."
+                r"(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)")
+
+
+class LoRASpec(_Strict):
+    """LoRA defaults for `flask finetune train` on this preset's VLM (each has a command-line override)."""
+
+    r: int = Field(16, ge=1, le=512, description="rank of the update matrices")
+    alpha: int = Field(32, ge=1, description="scale: the update is multiplied by alpha / r")
+    dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the LoRA input")
+    target_modules: str = Field(LORA_TARGETS, description="regex (full match) over module names that get LoRA")
+
+    @field_validator("target_modules")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+
 class VLMSpec(_Strict):
     """The vision-language model: a Hugging Face id (or local folder) and generation defaults."""
 
@@ -62,10 +117,19 @@ class VLMSpec(_Strict):
     processor_kwargs: dict = Field(default_factory=dict, description="extra AutoProcessor.from_pretrained arguments")
     generate_kwargs: dict = Field(default_factory=dict, description="extra generate() arguments")
     static_cache: StaticCacheSpec = StaticCacheSpec()
+    upstream: UpstreamSpec = UpstreamSpec()  # used by the openai backend only
+    batch: BatchSpec = BatchSpec()
+    adapter: str | None = Field(None, description="LoRA adapter: a name under <model cache>/adapters/ or a folder")
+    lora: LoRASpec = LoRASpec()
 
     @model_validator(mode="after")
-    def _tiny_known(self):
+    def _consistent(self):
         _check_tiny(self.source, self.id)
+        if self.static_cache.enabled and self.batch.max_size > 1:
+            # The static cache and its compiled step have one batch size; a batch of another size would re-allocate
+            # the cache and recompile in the middle of serving.
+            raise ValueError("vlm.static_cache and vlm.batch.max_size > 1 do not combine: choose compiled decoding "
+                             "(one request at a time, lower latency) or batching (throughput under load)")
         return self
 
 
@@ -107,6 +171,8 @@ class Preset(_Strict):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     image_max_side: int = Field(1024, ge=32, description="images are downscaled to this longest side")
     max_words: int = Field(40, ge=5, description="word cap of the spoken answer")
+    deadline_ms: int = Field(15000, ge=1, description="default deadline of a request from its arrival, waiting for "
+                                                      "the model included (GUIDEPOST_GENERATE_TIMEOUT_S overrides)")
     detector: DetectorSpec
     vlm: VLMSpec
     openvino: OpenVINOSpec = OpenVINOSpec()

@@ -9,7 +9,9 @@ import jinja2
 import yaml
 
 # Every language file of every task must define these templates.
-REQUIRED = ("danger", "safe", "fallback_danger", "fallback_safe", "fallback_nothing")
+REQUIRED = ("danger", "safe", "fallback_danger", "fallback_safe", "fallback_nothing", "where")
+# ...and a task's own templates: `read` speaks a notice when a container code's check digit does not match.
+TASK_REQUIRED = {"read": ("check_digit_mismatch",)}
 
 
 # Plain-text chat formats (LLaVA-1.5, DeepSeek-VL) mark turns with "USER:" / "ASSISTANT:".
@@ -17,7 +19,8 @@ _ROLE_MARKER = re.compile(r"\b(?:system|user|assistant|human|gpt|model)\s*:", re
 _QUOTES = str.maketrans({c: "'" for c in '"“”„‟«»〝〞「」『』'})
 
 # Values used to render every template once at load, so a broken template fails start-up, not requests.
-_SAMPLE = {"main_hazard": "car", "hazards": ["car", "dog"], "objects": ["car", "dog", "tree"], "question": "what?"}
+_SAMPLE = {"main_hazard": "car", "hazards": ["car", "dog"], "objects": ["car", "dog", "tree"], "question": "what?",
+           "direction": "left", "where": "on your left", "code": "CSQU3054383"}
 
 
 def sanitize_question(text: str | None, max_chars: int = 500) -> str:
@@ -48,9 +51,11 @@ class PromptBook:
         templates = {}
         for path in sorted(folder.glob("*/*.yaml")):
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            missing = [name for name in REQUIRED if name not in data]
+            required = REQUIRED + TASK_REQUIRED.get(path.parent.name, ())
+            missing = [name for name in required if name not in data]
             if missing:
-                raise ValueError(f"{path}: missing templates {missing}; every language file needs {list(REQUIRED)}")
+                raise ValueError(f"{path}: missing templates {missing}; every language file of task "
+                                 f"'{path.parent.name}' needs {list(required)}")
             compiled = {}
             for name, source in data.items():
                 try:

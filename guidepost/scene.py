@@ -36,8 +36,15 @@ class SceneRequest:
     objects: list[str] | None = None  # None: run CLIP; a list: the client's labels, CLIP skipped
     lang: str = "en"
     task: str = "describe"
+    mode: str = "full"  # quick: the detector's answer alone, no VLM (a camera sending a frame a second)
+    deadline_ms: int | None = None  # the client's deadline from arrival; None: the preset's
     request_id: str = "-"
     decode_ms: float = 0.0
+    # Set by the OpenAI-compatible endpoint only: earlier chat turns (role, text), a cap on new tokens, stop strings.
+    history: tuple[tuple[str, str], ...] = ()
+    max_new_tokens: int | None = None  # None: the preset's
+    stop: tuple[str, ...] = ()
+    received: float = field(default_factory=time.monotonic)  # time.monotonic() when the request arrived
 
     @property
     def scene(self) -> Image.Image:
@@ -56,7 +63,13 @@ class SceneResult:
     objects_source: str
     prompt: str
     fallback: bool
+    reason: str | None = None  # why the answer is the detector's alone: busy, error, timeout, unspeakable, quick
+    truncated: bool = False  # the deadline cut the answer: it keeps the sentences completed before it
+    directions: dict[str, str | None] = field(default_factory=dict)  # hazard label → left, ahead, right (None: unknown)
+    finish_reason: str | None = None  # how generation ended: eos, length, deadline, cancelled, enough (word cap)
+    usage: dict[str, int] = field(default_factory=dict)  # prompt_tokens, completion_tokens when the VLM ran
     timings_ms: dict[str, float] = field(default_factory=dict)
+    codes: list[dict] | None = None  # task "read" only: ISO 6346 container codes (guidepost/container_codes.py)
 
 
 class SceneFields(BaseModel):
@@ -68,6 +81,30 @@ class SceneFields(BaseModel):
     objects: list[str] | None = None
     lang: str = "en"
     task: str = "describe"
+    mode: str = "full"
+    deadline_ms: int | None = None
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode(cls, value) -> str:
+        if value in (None, ""):
+            return "full"
+        if value not in ("full", "quick"):
+            raise InvalidField("mode", "must be 'full' (the VLM's answer) or 'quick' (the detector's alone)")
+        return value
+
+    @field_validator("deadline_ms", mode="before")
+    @classmethod
+    def _deadline(cls, value) -> int | None:
+        if value in (None, ""):
+            return None
+        try:
+            deadline = round(float(value))  # a form field or header arrives as text
+        except (TypeError, ValueError, OverflowError):
+            deadline = None
+        if isinstance(value, bool) or deadline is None or not 1 <= deadline <= 3_600_000:
+            raise InvalidField("deadline_ms", "must be a number of milliseconds from 1 to 3600000")
+        return deadline
 
     @field_validator("text", mode="before")
     @classmethod
@@ -129,8 +166,10 @@ class SceneFields(BaseModel):
         return self
 
 
-def decode_fields(raw: dict, limits: Limits, request_id: str = "-") -> SceneRequest:
-    """Raw fields (a list of image bytes + optional text/objects/lang/task) → SceneRequest, cheap checks first."""
+def decode_fields(raw: dict, limits: Limits, request_id: str = "-", received: float | None = None) -> SceneRequest:
+    """Raw fields (a list of image bytes + optional text/objects/lang/task/mode/deadline_ms) → SceneRequest, cheap
+    checks first; `received` is time.monotonic() at arrival (now when not given)."""
+    received = time.monotonic() if received is None else received
     # The validators raise InvalidField with our own words; pydantic itself has nothing left to reject.
     fields = SceneFields.model_validate({k: v for k, v in raw.items() if k != "images"}, context=limits)
     all_bytes = raw["images"]
@@ -138,8 +177,8 @@ def decode_fields(raw: dict, limits: Limits, request_id: str = "-") -> SceneRequ
         raise InvalidField("image", f"was sent {len(all_bytes)} times; at most {limits.max_images} images are accepted")
     started = time.perf_counter()
     images = tuple(_decode(data, limits) for data in all_bytes)
-    return SceneRequest(images=images, request_id=request_id, decode_ms=round((time.perf_counter() - started) * 1000, 2),
-                        **fields.model_dump())
+    return SceneRequest(images=images, request_id=request_id, received=received,
+                        decode_ms=round((time.perf_counter() - started) * 1000, 2), **fields.model_dump())
 
 
 def _decode(data: bytes, limits: Limits) -> Image.Image:

@@ -41,6 +41,24 @@ def clean_for_speech(text: str, max_words: int) -> str:
     return _cap_words(text, max_words)
 
 
+def split_sentences(text: str) -> list[str]:
+    """Sentences of cleaned text, split after . ! ? (and their CJK forms) followed by a space."""
+    return [sentence for sentence in _SENTENCE_END.split(text) if sentence]
+
+
+def complete_sentences(raw: str, max_words: int) -> tuple[list[str], bool]:
+    """The speakable sentences of a text still being generated: all but the last (which may grow), within
+    max_words; and whether the cap was reached (no later sentence can be spoken)."""
+    complete = split_sentences(clean_for_speech(raw, max_words=2**31))[:-1]
+    kept, count = [], 0
+    for sentence in complete:
+        count += len(sentence.split())
+        if count > max_words:
+            return kept, True
+        kept.append(sentence)
+    return kept, count >= max_words
+
+
 def _join_lines(text: str) -> str:
     # List items and headings become sentences of their own; a sentence wrapped over lines stays one.
     lines = []
@@ -60,7 +78,7 @@ def _join_lines(text: str) -> str:
 
 
 def _cap_words(text: str, max_words: int) -> str:
-    sentences = [s for s in _SENTENCE_END.split(text) if s]
+    sentences = split_sentences(text)
     kept, count = [], 0
     for sentence in sentences:
         words = len(sentence.split())

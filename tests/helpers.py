@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import io
 
+import torch
 from PIL import Image
+
+from guidepost.presets import VLMSpec
+from guidepost.vlm.base import VLM, Prepared
 
 
 def encode(image: Image.Image, fmt: str = "JPEG", **save_args) -> bytes:
@@ -35,19 +39,47 @@ class FlaskCli:
         return self.runner.invoke(self.group, args)
 
 
-class FakeVLM:
-    """A stand-in VLM with the real interface; subclasses say what answer() returns (or raises)."""
+class _WordProcessor:
+    """Decodes a ScriptedVLM's token ids: token i is word i of the answer."""
+
+    def __init__(self, vlm):
+        self.vlm = vlm
+
+    def decode(self, ids, skip_special_tokens=True):
+        return " ".join(self.vlm.words[int(i)] for i in ids)
+
+
+class FakeVLM(VLM):
+    """A scripted VLM on the real VLM base (model lock, deadline, stop hook, streaming thread): each token is one word
+    of answer(); subclasses change answer() (or make it raise), or wait in before_token() to hold the model."""
 
     name = "fake"
 
-    def preprocess(self, images, prompt):
-        return {"images": images, "prompt": prompt}
-
-    def generate(self, inputs, *, deadline, max_new_tokens=None, should_stop=None):
-        return self.answer(inputs)
+    def __init__(self):
+        super().__init__(model=None, processor=_WordProcessor(self), spec=VLMSpec(id=self.name), name=self.name)
+        self.words: list[str] = []
 
     def answer(self, inputs) -> str:
         return "A clear path ahead."
+
+    def before_token(self, index: int, stopping) -> None:
+        """Called before each token is produced (the generation thread); tests block here to hold the model."""
+
+    def preprocess(self, images, prompt):
+        return Prepared(images, prompt, {"input_ids": torch.zeros(1, 3, dtype=torch.long), "images": images,
+                                         "prompt": prompt})
+
+    def forward(self, inputs, *, max_new_tokens, stopping, streamer=None):
+        self.words = self.answer(inputs).split()
+        streamer.put(inputs["input_ids"])  # the prompt, as generate() does first
+        ids = torch.zeros(1, 1, dtype=torch.long)
+        request = stopping.generations[0].stopping  # one request at a time here: its deadline and stop hook
+        for index in range(min(len(self.words), max_new_tokens)):
+            self.before_token(index, request)
+            streamer.put(torch.tensor([index]))
+            if stopping(ids, None).all():
+                break
+        streamer.end()
 
 
 def vlm_answer(vlm, images, prompt: str, max_new_tokens: int = 16, timeout_s: float = 60) -> str:
@@ -67,3 +99,21 @@ def presets_dir(folder, **presets: str):
     for name, text in files.items():
         (folder / f"{name}.yaml").write_text(text)
     return folder
+
+
+def sse_events(chunks) -> list[tuple[str, object]]:
+    """Server-Sent Events from text chunks: (event name, parsed JSON data), and ("comment", text) for comments."""
+    import json
+
+    events, block = [], ""
+    for chunk in chunks:
+        block += chunk.decode() if isinstance(chunk, bytes) else chunk
+        while "\n\n" in block:
+            raw, block = block.split("\n\n", 1)
+            lines = raw.split("\n")
+            if all(line.startswith(":") for line in lines):
+                events.append(("comment", raw[1:].strip()))
+                continue
+            fields = dict(line.split(": ", 1) for line in lines)
+            events.append((fields["event"], json.loads(fields["data"])))
+    return events

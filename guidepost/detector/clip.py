@@ -21,6 +21,8 @@ from ..presets import DetectorSpec
 log = logging.getLogger(__name__)
 
 _PRECISION = {torch.float32: "fp32", torch.bfloat16: "pure_bf16", torch.float16: "pure_fp16"}
+# Where a hazard is: the horizontal span of the frame each crop covers (half the width, overlapping).
+CROPS = {"left": (0.0, 0.5), "ahead": (0.25, 0.75), "right": (0.5, 1.0)}
 
 
 class TorchClipEncoder:
@@ -62,18 +64,26 @@ class ClipDetector:
         return [entry.label for entry in self.entries]
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
-        """RGB image → [1, 3, H, W] float32 pixels as the model was trained on."""
-        return self.transform(image).unsqueeze(0)
+        """RGB image → [views, 3, H, W] float32 pixels: the whole image, then the left, centre and right crops
+        when the preset wants directions (one batched forward scores them all)."""
+        views = [image]
+        if self.spec.directions:
+            width, height = image.size
+            views += [image.crop((round(a * width), 0, round(b * width), height)) for a, b in CROPS.values()]
+        return torch.stack([self.transform(view) for view in views])
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Pixels → L2-normalised image embeddings, float32, [N, dim]."""
+        """Pixels → L2-normalised image embeddings, float32, [views, dim]."""
         return F.normalize(self.encoder.encode_image(pixels), dim=-1)
 
     def postprocess(self, image_features: torch.Tensor) -> list[Detection]:
-        """Top-k labels of the first image whose softmax score over the vocabulary reaches the threshold."""
-        probs = (self.logit_scale * image_features[:1] @ self.text_features.T).softmax(dim=-1)[0]
-        scores, indices = probs.topk(min(self.spec.top_k, len(self.entries)))
-        return [Detection(self.entries[i].label, round(s, 4), self.entries[i])
+        """Top-k labels of the whole image whose softmax score over the vocabulary reaches the threshold; with crops,
+        each label's direction is the crop where it scores highest."""
+        probs = (self.logit_scale * image_features @ self.text_features.T).softmax(dim=-1)
+        scores, indices = probs[0].topk(min(self.spec.top_k, len(self.entries)))
+        where = list(CROPS)
+        return [Detection(self.entries[i].label, round(s, 4), self.entries[i],
+                          where[int(probs[1:, i].argmax())] if len(probs) > 1 else None)
                 for s, i in zip(scores.tolist(), indices.tolist()) if s >= self.spec.threshold]
 
     def detect(self, image: Image.Image) -> list[Detection]:

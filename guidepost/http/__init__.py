@@ -5,9 +5,11 @@ from flask import Flask
 
 from .api import bp
 from .errors import register_error_handlers
+from .openai_api import bp as openai_bp
 
 
 def register_http(app: Flask) -> None:
-    """Attach the endpoints and the error handlers."""
+    """Attach the endpoints (Guidepost's own and the OpenAI-compatible /v1/*) and the error handlers."""
     register_error_handlers(app)
     app.register_blueprint(bp)
+    app.register_blueprint(openai_bp)

@@ -13,9 +13,28 @@ from ..scene import Limits, SceneRequest, decode_fields
 _DATA_URL = re.compile(r"^data:[\w/+.-]*(;[\w=.-]+)*;base64,", re.IGNORECASE)
 
 
-def decode_request(request: Request, limits: Limits, request_id: str) -> SceneRequest:
-    """Parse the body, then validate fields and decode images exactly as a batch does (scene.decode_fields)."""
-    return decode_fields(read_fields(request), limits, request_id)
+_FIELDS = ("text", "objects", "lang", "task", "mode", "deadline_ms")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+def decode_request(request: Request, limits: Limits, request_id: str,
+                   received: float | None = None) -> tuple[SceneRequest, bool]:
+    """(scene, streamed): the body parsed, then fields validated and images decoded exactly as a batch does
+    (scene.decode_fields); streamed when the client asked for Server-Sent Events."""
+    raw = read_fields(request)
+    if raw.get("deadline_ms") in (None, "") and request.headers.get("X-Deadline-Ms"):
+        raw["deadline_ms"] = request.headers["X-Deadline-Ms"]
+    streamed = _flag("stream", raw.pop("stream", None)) or any(
+        mimetype == "text/event-stream" for mimetype, _ in request.accept_mimetypes)
+    return decode_fields(raw, limits, request_id, received), streamed
+
+
+def _flag(name: str, value) -> bool:
+    if isinstance(value, bool) or value is None:
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise InvalidField(name, "must be true or false")
 
 
 def read_fields(request: Request) -> dict:
@@ -40,8 +59,8 @@ def _json_fields(request: Request) -> dict:
     if not all(isinstance(item, str) and item.strip() for item in encoded):
         raise MalformedRequest("Field 'image' is required: a base64 string or a data URL (or a list of them).",
                                code="missing_image")
-    return {"images": [b64decode_image(item) for item in encoded],
-            **{key: body.get(key) for key in ("text", "objects", "lang", "task")}}
+    return {"images": [b64decode_image(item) for item in encoded], "stream": body.get("stream"),
+            **{key: body.get(key) for key in _FIELDS}}
 
 
 def _form_fields(request: Request) -> dict:
@@ -51,8 +70,8 @@ def _form_fields(request: Request) -> dict:
         raise MalformedRequest("Field 'image' (a file) is required." + hint, code="missing_image")
     if "text" in request.files:
         raise InvalidField("text", "must be a form field, not a file: use -F text=\"...\"")
-    return {"images": [upload.read() for upload in uploads], "objects": request.form.getlist("objects") or None,
-            **{key: request.form.get(key) for key in ("text", "lang", "task")}}
+    return {"images": [upload.read() for upload in uploads], "stream": request.form.get("stream"),
+            **{key: request.form.get(key) for key in _FIELDS}, "objects": request.form.getlist("objects") or None}
 
 
 def b64decode_image(value: str) -> bytes:

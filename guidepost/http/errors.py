@@ -33,9 +33,14 @@ def request_id() -> str:
     return g.request_id
 
 
+def error_body(code: str, message: str) -> dict:
+    """The one error shape: {"error": {"code", "message", "request_id"}}."""
+    return {"error": {"code": code, "message": message, "request_id": request_id()}}
+
+
 def error_response(status: int, code: str, message: str, headers: dict | None = None):
     """Build the JSON error response every failure path uses."""
-    response = jsonify({"error": {"code": code, "message": message, "request_id": request_id()}})
+    response = jsonify(error_body(code, message))
     response.status_code = status
     response.headers.update(headers or {})
     return response

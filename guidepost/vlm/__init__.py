@@ -1,4 +1,8 @@
-"""Vision-language generation behind one interface (guidepost.vlm.base.VLM)."""
-from .base import VLM, GenerationTimeout, StopWhen
+"""Vision-language generation behind one interface (guidepost.vlm.base.VLM).
 
-__all__ = ["VLM", "GenerationTimeout", "StopWhen"]
+Nothing here imports torch: the gunicorn master imports this package's parent and must never load torch.
+"""
+
+
+class GenerationTimeout(RuntimeError):
+    """The model stayed busy with other requests until the deadline."""

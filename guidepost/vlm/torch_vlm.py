@@ -7,10 +7,11 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from transformers import AutoModelForImageTextToText, AutoProcessor, CompileConfig, StoppingCriteriaList
+from transformers import AutoModelForImageTextToText, AutoProcessor, CompileConfig, StoppingCriteria, StoppingCriteriaList
 
+from ..adapters import Adapter, merge_into
 from ..presets import StaticCacheSpec, VLMSpec
-from .base import VLM, StopWhen
+from .base import VLM
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +28,15 @@ class TorchVLM(VLM):
 
     @classmethod
     def load(cls, spec: VLMSpec, model_ref: str, *, device: torch.device, dtype: torch.dtype,
-             cache_dir: Path) -> "TorchVLM":
-        """Load processor and weights through from_pretrained (a hub id or a local folder)."""
+             cache_dir: Path, adapter: Adapter | None = None) -> "TorchVLM":
+        """Load processor and weights through from_pretrained (a hub id or a local folder), merging any adapter."""
         hub = {"revision": spec.revision, "cache_dir": str(cache_dir / "hf")}
         processor = AutoProcessor.from_pretrained(model_ref, **hub, **spec.processor_kwargs)
         model = AutoModelForImageTextToText.from_pretrained(model_ref, dtype=dtype, **hub)
-        model.to(device).eval()
-        vlm = cls(model, processor, spec, spec.id, device=device, dtype=dtype)
+        model.to(device)
+        if adapter is not None:
+            model = merge_into(model, adapter)
+        vlm = cls(model.eval(), processor, spec, spec.id, device=device, dtype=dtype)
         if spec.static_cache.enabled:
             vlm.compile_decoding(spec.static_cache)
         return vlm
@@ -74,8 +77,17 @@ class TorchVLM(VLM):
         prompt = inputs["input_ids"].shape[1]
         if max_len <= prompt + _WARM_UP_STEPS:
             raise ValueError(f"static_cache.max_len {max_len} leaves no room after a {prompt}-token prompt")
-        steps = iter(range(_WARM_UP_STEPS, -1, -1))
-        stop = StopWhen(deadline=float("inf"), should_stop=lambda: next(steps) == 0)
         self.model.generate(**inputs, **{"do_sample": False, **self.spec.generate_kwargs},
                             max_new_tokens=max_len + 1 - prompt, min_new_tokens=_WARM_UP_STEPS + 1,
-                            stopping_criteria=StoppingCriteriaList([stop]))
+                            stopping_criteria=StoppingCriteriaList([_AfterSteps(_WARM_UP_STEPS)]))
+
+
+class _AfterSteps(StoppingCriteria):
+    """Stops every row after `steps` decoding steps (the warm-up's few compiled steps)."""
+
+    def __init__(self, steps: int):
+        self.left = steps
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        self.left -= 1
+        return torch.full((input_ids.shape[0],), self.left < 0, dtype=torch.bool, device=input_ids.device)

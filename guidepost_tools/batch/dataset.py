@@ -29,6 +29,8 @@ class Sample:
     objects: list[str] | str | None = None
     lang: str | None = None
     task: str | None = None
+    mode: str | None = None
+    deadline_ms: int | None = None
     references: list[str] = field(default_factory=list)
     hazards: list[str] | None = None  # None: the line has no hazard labels
     error: SampleError | None = None  # set when the line itself is unusable
@@ -40,7 +42,8 @@ class Sample:
 
     def fields(self) -> dict:
         """The optional /process fields this sample sends (images are sent separately)."""
-        values = {"text": self.text, "objects": self.objects, "lang": self.lang, "task": self.task}
+        values = {"text": self.text, "objects": self.objects, "lang": self.lang, "task": self.task, "mode": self.mode,
+                  "deadline_ms": self.deadline_ms}
         return {key: value for key, value in values.items() if value is not None}
 
 
@@ -103,6 +106,7 @@ def _from_record(index: int, record: dict, base: Path) -> Sample:
         raise SampleError("invalid_line", "'hazards' must be a list of labels ([] for a scene without hazards)")
     return Sample(index, record, images=[_resolve(image, base) for image in images], text=text,
                   objects=record.get("objects"), lang=record.get("lang"), task=record.get("task"),
+                  mode=record.get("mode"), deadline_ms=record.get("deadline_ms"),
                   references=references, hazards=hazards)
 
 

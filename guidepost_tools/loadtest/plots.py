@@ -82,6 +82,39 @@ def plot_levels(targets: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def plot_first_event(targets: list[dict], path: Path) -> None:
+    """Per concurrency level: when the first speakable thing arrived (p50/p95) and the share of all requests whose
+    hazard verdict arrived within the verdict threshold, against the whole answer's latency."""
+    fig, (when, share) = plt.subplots(1, 2, figsize=(12, 4.6))
+    threshold = None
+    for i, target in enumerate(targets):
+        levels, colour, marker = target["levels"], f"C{i}", _MARKERS[i % len(_MARKERS)]
+        xs = [level["concurrency"] for level in levels]
+        for stat, style in (("p50", "-"), ("p95", "--")):
+            ys = [(level.get("first_event_ms") or {}).get(stat) for level in levels]
+            when.plot(xs, [y / 1000 if y is not None else None for y in ys], style, marker=marker, color=colour)
+        share.plot(xs, [100 * (level.get("verdict") or {}).get("share_within", 0) for level in levels], "-",
+                   marker=marker, color=colour)
+        threshold = (levels[0].get("verdict") or {}).get("threshold_ms") if levels else threshold
+    for ax, title, ylabel in ((when, "First speakable event (hazard event, or the whole answer)", "seconds"),
+                              (share, f"Requests with their hazard verdict within {threshold} ms", "% of requests")):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted({level["concurrency"] for t in targets for level in t["levels"]}))
+        ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.set_xlabel("concurrent clients")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=10)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    handles = [Line2D([], [], color=f"C{i}", marker=_MARKERS[i % len(_MARKERS)], label=target["label"])
+               for i, target in enumerate(targets)]
+    handles += [Line2D([], [], color="grey", linestyle=style, label=stat) for stat, style in (("p50", "-"), ("p95", "--"))]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_stages(targets: list[dict], path: Path) -> None:
     """Median time per part of an answered request, per level: model stages, server overhead, outside the server."""
     parts = {"detect": ("server_ms", "detect"), "generate": ("server_ms", "generate"),

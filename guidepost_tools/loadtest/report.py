@@ -5,14 +5,16 @@ from collections import Counter
 
 from ..evaluation.latency import latency_stats
 
-MODEL_STAGES = ("detect", "generate")
-SERVER_STAGES = ("decode", "detect", "generate", "total")
+MODEL_STAGES = ("detect", "preprocess", "generate")
+SERVER_STAGES = ("decode", "detect", "preprocess", "generate", "total")
+# A verdict (the hazard warning, or that nothing is dangerous) later than this does not help someone walking.
+VERDICT_MS = 500
 OVERHEADS = {
-    "server_outside_models": "the server's total minus detect and generate: HTTP body parsing, validation, image "
-                             "decode, hazard assessment, prompt building",
+    "server_outside_models": "the server's total minus detect, preprocess and generate: HTTP body parsing, "
+                             "validation, image decode, hazard assessment, prompt building",
     "outside_server": "client latency minus the server's total: network, gunicorn's queue and HTTP parsing, "
                       "response JSON",
-    "outside_models": "client latency minus detect and generate: the sum of the two above",
+    "outside_models": "client latency minus detect, preprocess and generate: the sum of the two above",
 }
 
 
@@ -23,6 +25,8 @@ def summarise_level(records: list[dict], wall_s: float, concurrency: int, sla_ms
     stats = latency_stats(rows, sla_ms) if rows else {}
     refused = [{"client": r["latency_ms"]} for r in records if r["status"] == 503]
     within = sum(r["latency_ms"] <= sla_ms for r in answered)
+    first = latency_stats([{"first_event": r["first_event_ms"]} for r in answered], sla_ms) if answered else {}
+    verdicts = sum(r["first_event_ms"] <= VERDICT_MS for r in answered)
     return {
         "concurrency": concurrency,
         "requests": len(records),
@@ -32,6 +36,9 @@ def summarise_level(records: list[dict], wall_s: float, concurrency: int, sla_ms
         "statuses": dict(sorted(Counter(str(r["status"] or "none") for r in records).items())),
         "errors": dict(sorted(Counter(r["code"] for r in records if r["code"]).items())),
         "fallback": sum(bool(r["fallback"]) for r in answered),
+        # What a walking user hears first: the hazard event of a streamed answer, else the whole answer.
+        "first_event_ms": _rounded(first.get("first_event")),
+        "verdict": {"threshold_ms": VERDICT_MS, "share_within": round(verdicts / len(records), 4) if records else None},
         "sla": {"threshold_ms": sla_ms,
                 # every request counts: a refusal or an error is not an answer within the SLA
                 "share_within": round(within / len(records), 4) if records else None,
@@ -73,7 +80,11 @@ def compare(targets: list[dict]) -> dict | None:
                          "throughput": _ratio(level["throughput_rps"], base["throughput_rps"]),
                          "latency_p50": _ratio(_get(level, "latency_ms", "p50"), _get(base, "latency_ms", "p50")),
                          "latency_p95": _ratio(_get(level, "latency_ms", "p95"), _get(base, "latency_ms", "p95")),
-                         "sla_share": _ratio(level["sla"]["share_within"], base["sla"]["share_within"])})
+                         "sla_share": _ratio(level["sla"]["share_within"], base["sla"]["share_within"]),
+                         "first_event_p50": _ratio(_get(level, "first_event_ms", "p50"),
+                                                   _get(base, "first_event_ms", "p50")),
+                         "verdict_share": _ratio(_get(level, "verdict", "share_within"),
+                                                 _get(base, "verdict", "share_within"))})
     return {"baseline": targets[0]["label"], "note": "each target's figure divided by the baseline's", "ratios": rows}
 
 

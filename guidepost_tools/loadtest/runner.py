@@ -30,7 +30,8 @@ class LoadRunner:
     """Sends the payloads in turn to one server's /process and records what each request got."""
 
     def __init__(self, url: str, payloads: list[Payload], *, timeout_s: float = 60, max_backoff_s: float = 1.0,
-                 api_key: str | None = None, new_connections: bool = False, progress: bool = True):
+                 api_key: str | None = None, new_connections: bool = False, progress: bool = True,
+                 stream: bool = False):
         self.url = url.rstrip("/")
         self.path = urlsplit(self.url).path + "/process"
         self.payloads = payloads
@@ -39,6 +40,8 @@ class LoadRunner:
         self.headers = {"X-API-Key": api_key} if api_key else {}
         if new_connections:  # a phone that reconnects for every photo: each request is accepted anew by a worker
             self.headers["Connection"] = "close"
+        if stream:  # ask for Server-Sent Events; a server without them answers JSON, timed as one event
+            self.headers["Accept"] = "text/event-stream"
         self.progress = progress
 
     def run(self, level: Level, t0: float) -> tuple[list[dict], float]:
@@ -79,16 +82,22 @@ class LoadRunner:
         return sorted(records, key=lambda r: r["n"]), wall
 
     def send(self, pool: urllib3.HTTPConnectionPool, payload: Payload, t0: float) -> dict:
-        """POST one body; status, latency, error code, Retry-After and the server's own timings."""
-        record = {"photo": payload.photo, "t_s": None, "latency_ms": None, "status": None, "code": None,
-                  "retry_after": None, "fallback": None, "timings_ms": None}
+        """POST one body; status, latency (to the whole answer and to its first event), error code, Retry-After and
+        the server's own timings."""
+        record = {"photo": payload.photo, "t_s": None, "latency_ms": None, "first_event_ms": None, "status": None,
+                  "code": None, "retry_after": None, "fallback": None, "danger": None, "timings_ms": None}
         started = time.perf_counter()
         record["t_s"] = round(started - t0, 4)
         try:
             response = pool.request("POST", self.path, body=payload.body, timeout=self.timeout_s, retries=False,
-                                    headers={**self.headers, "Content-Type": payload.content_type})
-            is_json = response.headers.get("Content-Type", "").startswith("application/json")
-            body = json.loads(response.data) if is_json else None
+                                    preload_content=False, headers={**self.headers, "Content-Type": payload.content_type})
+            content_type = response.headers.get("Content-Type", "")
+            if content_type.startswith("text/event-stream"):
+                body, first = _read_events(response, started)
+            else:
+                data = response.read()
+                body, first = (json.loads(data) if content_type.startswith("application/json") else None), None
+            response.release_conn()
         except urllib3.exceptions.TimeoutError:
             record["code"] = "timeout"
         except urllib3.exceptions.HTTPError:  # refused, reset, closed without an answer
@@ -98,14 +107,32 @@ class LoadRunner:
         else:
             record["status"] = response.status
             if response.status == 200 and isinstance(body, dict) and "timings_ms" in body:
-                record["timings_ms"], record["fallback"] = body["timings_ms"], body["fallback"]
+                record.update(timings_ms=body["timings_ms"], fallback=body["fallback"], danger=body["danger"])
             elif response.status == 200:
-                record["code"] = "unexpected_body"
+                record["code"] = (body or {}).get("error", {}).get("code", "unexpected_body") \
+                    if isinstance(body, dict) else "unexpected_body"
             else:
-                record["code"], _ = error_of(response.status, response.data)
+                record["code"], _ = error_of(response.status, json.dumps(body) if body is not None else "")
                 record["retry_after"] = _seconds(response.headers.get("Retry-After"))
         record["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        if record["timings_ms"] is not None:  # the first thing a client can speak: the hazard event, or the answer
+            record["first_event_ms"] = first if first is not None else record["latency_ms"]
         return record
+
+
+def _read_events(response, started: float) -> tuple[dict | None, float | None]:
+    """Read a Server-Sent Events answer as it arrives: (the done or error event's body, ms to the first event)."""
+    block, first, body = "", None, None
+    for chunk in response.stream(2**16):
+        block += chunk.decode("utf-8", "replace")
+        while "\n\n" in block:
+            event, block = block.split("\n\n", 1)
+            fields = dict(line.split(": ", 1) for line in event.split("\n") if not line.startswith(":"))
+            if first is None and fields:
+                first = round((time.perf_counter() - started) * 1000, 2)
+            if fields.get("event") in ("done", "error"):
+                body = json.loads(fields["data"])
+    return body, first
 
 
 def _seconds(value: str | None) -> float | None:

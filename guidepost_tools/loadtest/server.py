@@ -33,13 +33,14 @@ def free_port() -> int:
 class LocalServer:
     """`gunicorn -c gunicorn.conf.py wsgi:app` with extra GUIDEPOST_* variables, on a free loopback port."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, *, ready_timeout_s: float = 180):
+    def __init__(self, env: dict[str, str], log_path: Path, *, ready_timeout_s: float = 180, root: Path | None = None):
         self.env = {**os.environ, **env}
         self.env["GUIDEPOST_BIND"] = f"127.0.0.1:{free_port()}"  # never exposed beyond this machine
         self.workers = int(self.env.get("GUIDEPOST_WORKERS", "1"))
         self.url = f"http://{self.env['GUIDEPOST_BIND']}"
         self.log_path = Path(log_path)
         self.ready_timeout_s = ready_timeout_s
+        self.root = Path(root or PROJECT_ROOT)  # another checkout: compare its code with this one's in one run
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> "LocalServer":
@@ -54,7 +55,7 @@ class LocalServer:
         gunicorn = Path(sys.executable).parent / "gunicorn"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen([str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=PROJECT_ROOT,
+            self.proc = subprocess.Popen([str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=self.root,
                                          env=self.env, stdout=log, stderr=subprocess.STDOUT)
         try:
             self._wait_ready()

@@ -24,17 +24,21 @@ class Target:
     label: str
     url: str | None = None
     env: dict[str, str] | None = None
+    checkout: str | None = None  # run gunicorn from this checkout (an older commit, say) instead of this one
 
     @classmethod
     def started(cls, spec: str) -> "Target":
-        """From 'GUIDEPOST_WORKERS=2 GUIDEPOST_MAX_IN_FLIGHT=0': variables for a local gunicorn."""
+        """From 'GUIDEPOST_WORKERS=2 GUIDEPOST_MAX_IN_FLIGHT=0' (and CHECKOUT=<dir>): a local gunicorn to start."""
         env = {}
         for item in shlex.split(spec):
             name, sep, value = item.partition("=")
             if not sep or not name:
                 raise ValueError(f"'{item}' in --start '{spec}' is not NAME=VALUE")
             env[name] = value
-        return cls(label=spec or "defaults", env=env)
+        checkout = env.pop("CHECKOUT", None)
+        if checkout and not (Path(checkout) / "gunicorn.conf.py").is_file():
+            raise ValueError(f"CHECKOUT={checkout} in --start '{spec}' is not a Guidepost checkout")
+        return cls(label=spec or "defaults", env=env, checkout=checkout)
 
 
 def measure(target: Target, levels: list[Level], payloads: list[Payload], *, sla_ms: float, warmup: int,
@@ -45,8 +49,8 @@ def measure(target: Target, levels: list[Level], payloads: list[Payload], *, sla
     """
     api_key = client.get("api_key")
     with tempfile.TemporaryDirectory(prefix="guidepost-load-") as tmp:
-        server = LocalServer(target.env, Path(tmp) / "gunicorn.log", ready_timeout_s=ready_timeout_s) \
-            if target.env is not None else None
+        server = LocalServer(target.env, Path(tmp) / "gunicorn.log", ready_timeout_s=ready_timeout_s,
+                             root=target.checkout) if target.env is not None else None
         with server or nullcontext():
             url = server.url if server else target.url
             if server is None:  # a started server has already answered ready on every worker

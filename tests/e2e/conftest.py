@@ -9,8 +9,7 @@ from guidepost_tools.loadtest.server import LocalServer
 @pytest.fixture(scope="module")
 def server(model_cache, tmp_path_factory):
     """gunicorn with 2 workers on the tiny preset, every worker ready; stopped with SIGTERM and reaped."""
-    env = {"GUIDEPOST_PRESET": "tiny", "GUIDEPOST_MODEL_CACHE": str(model_cache), "GUIDEPOST_WORKERS": "2",
-           "GUIDEPOST_THREADS": "4"}
+    env = {"GUIDEPOST_PRESET": "tiny", "GUIDEPOST_MODEL_CACHE": str(model_cache), "GUIDEPOST_WORKERS": "2"}
     log = tmp_path_factory.mktemp("gunicorn") / "server.log"
     with LocalServer(env, log, ready_timeout_s=120) as local:
         yield local.url, local.proc, log

@@ -107,7 +107,7 @@ def test_batch_against_the_server(server, app, tmp_path):
 def test_sigterm_finishes_the_request_in_flight(model_cache, tmp_path, jpeg):
     # Its own server: stopping the module's shared one would break the tests that run after this one.
     env = {"GUIDEPOST_PRESET": "tiny", "GUIDEPOST_MODEL_CACHE": str(model_cache), "GUIDEPOST_WORKERS": "1",
-           "GUIDEPOST_MAX_IN_FLIGHT": "1"}
+           "GUIDEPOST_MAX_IN_FLIGHT": "1", "GUIDEPOST_MAX_QUEUE": "1", "GUIDEPOST_THREADS": "2"}
     body, content_type = encode_multipart_formdata([("image", ("p.jpg", jpeg, "image/jpeg"))])
     with LocalServer(env, tmp_path / "server.log", ready_timeout_s=120) as local:
         host, port = urlsplit(local.url).hostname, urlsplit(local.url).port

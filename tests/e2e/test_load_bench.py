@@ -19,11 +19,11 @@ PHOTO = PROJECT_ROOT / "tests" / "data" / "example" / "images" / "coffee.jpg"
 def test_sweep_compares_a_running_server_with_a_started_one(server, model_cache, tmp_path):
     base, proc, _ = server
     env = {**os.environ, "GUIDEPOST_PRESET": "tiny", "GUIDEPOST_MODEL_CACHE": str(model_cache)}
-    started = "GUIDEPOST_WORKERS=1 GUIDEPOST_THREADS=2 GUIDEPOST_MAX_IN_FLIGHT=1"
+    started = "GUIDEPOST_WORKERS=1 GUIDEPOST_THREADS=2 GUIDEPOST_MAX_QUEUE=1 GUIDEPOST_MAX_IN_FLIGHT=1"
     run = subprocess.run([sys.executable, "bench/load.py", "--url", base, "--start", started, "--mode", "sweep",
                           "--levels", "1,4", "--requests", "8", "--warmup", "2", "--image", str(PHOTO),
                           "--format", "json", "--objects", "car, dog", "--output-dir", str(tmp_path), "--name", "t",
-                          "--no-progress"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=180)
+                          "--stream", "--no-progress"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "ratios over the baseline" in run.stdout and "wrote" in run.stdout
 
@@ -45,6 +45,8 @@ def test_sweep_compares_a_running_server_with_a_started_one(server, model_cache,
             assert set(level["statuses"]) <= {"200", "503"} and set(level["errors"]) <= {"overloaded"}
             assert level["statuses"]["200"] >= 1 and level["throughput_rps"] > 0
             assert level["latency_ms"]["p50"] > 0 and level["sla"]["threshold_ms"] == 1500
+            # Streamed: the hazard event comes before the whole answer, for every answered request.
+            assert level["first_event_ms"]["count"] == level["statuses"]["200"] and level["verdict"]["share_within"] >= 0
             assert set(level["overhead_ms"]) == {"server_outside_models", "outside_server", "outside_models"}
             assert all(level["server_ms"][stage]["count"] == level["statuses"]["200"]
                        for stage in ("decode", "detect", "generate", "total"))
@@ -54,6 +56,7 @@ def test_sweep_compares_a_running_server_with_a_started_one(server, model_cache,
         # Every answer keeps the server's own stage timings beside the client's latency, for the overhead split.
         assert all(set(r["timings_ms"]) >= {"decode", "detect", "generate", "total"} and r["latency_ms"] is not None
                    for r in answered)
+        assert all(r["first_event_ms"] <= r["latency_ms"] and "first_event" in r["timings_ms"] for r in answered)
         refused = [r for r in target["records"] if r["status"] == 503]
         assert all(r["code"] == "overloaded" and r["retry_after"] == 1 for r in refused)
         assert target["rss"]["samples"] and target["rss"]["peak_mib"] > 0, "both servers run on this machine"
@@ -62,5 +65,5 @@ def test_sweep_compares_a_running_server_with_a_started_one(server, model_cache,
 
     assert not psutil.pid_exists(local["rss"]["pid"]), "the started gunicorn was stopped and reaped"
     assert proc.poll() is None, "the running server is left running"
-    for suffix in ("latency", "levels", "stages", "rss"):
+    for suffix in ("latency", "levels", "first-event", "stages", "rss"):
         assert (tmp_path / f"t-{suffix}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

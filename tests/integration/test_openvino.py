@@ -36,7 +36,7 @@ def ov_presets(tmp_path_factory):
 @pytest.fixture(scope="session")
 def ov_app(make_app, ov_presets):
     # No admission bound: the concurrency test must reach the compiled models from many threads at once.
-    return make_app(preset="tiny-ov", presets_dir=str(ov_presets), max_in_flight=0)
+    return make_app(preset="tiny-ov", presets_dir=str(ov_presets), max_queue=0, max_in_flight=0)
 
 
 def registry(app):
@@ -71,8 +71,9 @@ def test_clip_embeddings_match_torch(app, ov_app, street_photo, photo):
     torch_det, ov_det = registry(app).pipeline.detector, registry(ov_app).pipeline.detector
     assert type(ov_det.encoder).__name__ == "OpenVINOClipEncoder"
     for image in (street_photo, photo):
-        cosine = F.cosine_similarity(*(det.forward(det.preprocess(image)) for det in (torch_det, ov_det))).item()
-        assert cosine >= 0.999
+        # The whole image and its three direction crops, in one batched forward on each backend.
+        cosine = F.cosine_similarity(*(det.forward(det.preprocess(image)) for det in (torch_det, ov_det)))
+        assert cosine.shape == (4,) and cosine.min().item() >= 0.999
     # Every label's ensembled text embedding, computed through the OpenVINO text tower.
     assert F.cosine_similarity(torch_det.text_features, ov_det.text_features).min().item() >= 0.999
     assert [d.label for d in ov_det.detect(street_photo)] == [d.label for d in torch_det.detect(street_photo)]

@@ -87,17 +87,17 @@ def test_tiny_models_build_once(model_cache):
 
 
 def test_vlm_broken_at_start_up_still_serves_hazards(model_cache, monkeypatch, jpeg, caplog):
-    from guidepost.vlm import VLM
+    from guidepost.vlm.base import VLM
 
     def broken(self, *args, **kwargs):
         raise RuntimeError("driver error")
-    monkeypatch.setattr(VLM, "generate", broken)
+    monkeypatch.setattr(VLM, "forward", broken)
     with caplog.at_level("WARNING"):
         app = started_app({"preset": "tiny", "model_cache": str(model_cache), "load": "eager"})
     assert app.extensions["guidepost"].ready
     assert any("warm-up failed" in r.getMessage() for r in caplog.records)
     body = app.test_client().post("/process", data={"image": (io.BytesIO(jpeg), "p.jpg"), "objects": "car"}).json
-    assert body["fallback"] is True and body["danger"] is True
+    assert body["fallback"] is True and body["reason"] == "error" and body["danger"] is True
 
 
 def test_detector_broken_at_start_up_makes_the_worker_unready(model_cache, monkeypatch):

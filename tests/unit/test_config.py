@@ -76,11 +76,13 @@ def test_readme_documents_every_setting():
     assert not missing, f"README.md does not document {missing}"
 
 
-def test_admission_bound_must_leave_a_thread_to_refuse(monkeypatch):
-    # With as many slots as threads, the next request would wait in gunicorn's queue instead of being refused.
+def test_admission_bounds_must_leave_a_thread_to_answer(monkeypatch):
+    # With as many requests taken in as threads, the next would wait in gunicorn's queue instead of being answered.
     monkeypatch.setenv("GUIDEPOST_THREADS", "4")
-    monkeypatch.setenv("GUIDEPOST_MAX_IN_FLIGHT", "4")
-    with pytest.raises(ConfigError, match="GUIDEPOST_MAX_IN_FLIGHT=4 must be less than GUIDEPOST_THREADS=4"):
+    monkeypatch.setenv("GUIDEPOST_MAX_QUEUE", "4")
+    with pytest.raises(ConfigError, match="GUIDEPOST_MAX_QUEUE=4 .* must be less than GUIDEPOST_THREADS=4"):
         load_settings()
-    assert load_settings({"max_in_flight": 0}).max_in_flight == 0, "0 turns the bound off"
-    assert load_settings({"threads": 8, "max_in_flight": 4}).max_in_flight == 4
+    assert load_settings({"max_queue": 3, "max_in_flight": 2}).max_queue == 3
+    with pytest.raises(ConfigError, match="GUIDEPOST_MAX_IN_FLIGHT=3 must be at most GUIDEPOST_MAX_QUEUE=2"):
+        load_settings({"max_queue": 2, "max_in_flight": 3})
+    assert load_settings({"max_queue": 0, "max_in_flight": 0}).max_in_flight == 0, "0 turns the bounds off"
