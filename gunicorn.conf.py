@@ -2,10 +2,11 @@
 import os
 
 from guidepost.config import load_settings
+from guidepost.front import NginxFront
 
 _settings = load_settings()  # fails fast, before any worker starts, on a bad GUIDEPOST_* value
 
-bind = _settings.bind or f"0.0.0.0:{os.environ.get('PORT', '5000')}"
+_public = _settings.bind or f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 workers = _settings.workers
 # Threads let /healthz, /readyz and 503s answer while a generation runs; the VLM itself is serialised.
 worker_class = "gthread"
@@ -16,6 +17,19 @@ preload_app = False
 timeout = 120
 graceful_timeout = 30
 keepalive = 5
+
+if _settings.front:
+    # gthread reads headers and bodies in its request threads with no time limit: 8 clients sending a byte a
+    # second would hold every thread. nginx (started, watched and stopped by this master) reads each whole request
+    # first, with time and size limits, and hands gunicorn only complete ones on a private socket.
+    _front = NginxFront.for_settings(_settings, listen=_public, graceful_timeout_s=graceful_timeout)
+    bind = _front.bind
+    on_starting, when_ready, on_reload, on_exit = _front.on_starting, _front.when_ready, _front.on_reload, _front.on_exit
+    # nginx already bounds the request line and headers (8 KB each, 32 KB in all): gunicorn's tighter defaults
+    # would only answer what nginx let through with a plain-text 400.
+    limit_request_line, limit_request_field_size, limit_request_fields = 0, 0, 32768
+else:
+    bind = _public
 
 # One log format for gunicorn and the app's own loggers (guidepost.*), in the master and every worker.
 _FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"

@@ -15,7 +15,7 @@ from .admission import Admission
 from .container_codes import read_codes
 from .errors import InvalidField
 from .hazards import Assessment, Detection, Vocabulary
-from .prompts import PromptBook, sanitize_question
+from .prompts import PromptBook, template_values
 from .scene import SceneRequest, SceneResult
 from .speech import clean_for_speech, complete_sentences, split_sentences
 from .vlm import GenerationTimeout
@@ -244,12 +244,11 @@ class Pipeline:
                         type(exc).__name__, exc)
 
     def _template_values(self, detections: list[Detection], assessment: Assessment, request: SceneRequest) -> dict:
-        spoken_hazards = [hazard.spoken(request.lang) for hazard in assessment.hazards]
+        # Only vocabulary names reach the instructions; client labels it does not know only as quoted data.
+        values = template_values(detections, assessment.hazards, request.lang, request.text, self.max_question_chars)
         direction = assessment.hazards[0].direction if assessment.hazards else None
-        return {"objects": [detection.spoken(request.lang) for detection in detections], "hazards": spoken_hazards,
-                "main_hazard": spoken_hazards[0] if spoken_hazards else "", "direction": direction,
-                "where": self.prompts.render(request.task, request.lang, "where", direction=direction),
-                "question": sanitize_question(request.text, self.max_question_chars)}
+        return {**values, "direction": direction,
+                "where": self.prompts.render(request.task, request.lang, "where", direction=direction)}
 
     def _detector_text(self, kind: str, values: dict, request: SceneRequest) -> str:
         """The detector's own sentence: the warning for a hazard, else what was seen (or that nothing was)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Flask
 
 from .api import bp
+from .body import drain_unread_body
 from .errors import register_error_handlers
 from .openai_api import bp as openai_bp
 
@@ -13,3 +14,4 @@ def register_http(app: Flask) -> None:
     register_error_handlers(app)
     app.register_blueprint(bp)
     app.register_blueprint(openai_bp)
+    app.after_request(drain_unread_body)

@@ -1,7 +1,6 @@
 """The HTTP endpoints: /process, /healthz, /readyz, /info. Decode → pipeline → encode, nothing else."""
 from __future__ import annotations
 
-import hmac
 from contextlib import closing
 import os
 import platform
@@ -9,15 +8,17 @@ import time
 
 from flask import Blueprint, current_app, jsonify, request
 
-from ..errors import NotReady, Unauthorized
+from ..errors import NotReady
 from ..extension import Guidepost
 from ..pipeline import Done
 from ..presets import available_presets
 from ..responses import encode_response
 from ..versions import version
+from .auth import check_api_key
 from .decode import decode_request
 from .disconnect import client_gone
 from .errors import error_body, request_id
+from .slot import Slot
 from .slot import Slot
 from .sse import sse_answer
 
@@ -100,19 +101,6 @@ def process():
                                       request_id=scene.request_id, error_body=error_body))
 
 
-@bp.after_app_request
-def _drain_unread_body(response):
-    """Read a body nobody parsed (a request refused early: 401, 404, 503), so its connection stays usable."""
-    # gunicorn keeps a connection alive only when at most 64 KiB of the body was left unread; past that it closes
-    # it after announcing keep-alive (the client's next request on it fails) and lingers up to 2 s draining it.
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
-    if request.content_length and (limit is None or request.content_length <= limit):
-        stream = request.stream
-        while stream.read(2**16):
-            pass
-    return response
-
-
 def ready_guidepost() -> Guidepost:
     """This app's extension once its models are loaded; NotReady (with Retry-After) while loading or after a failure."""
     ext = guidepost()
@@ -121,13 +109,3 @@ def ready_guidepost() -> Guidepost:
                    else "Models failed to load; see /readyz for the reason.")
         raise NotReady(message, retry_after=5)
     return ext
-
-
-def check_api_key() -> None:
-    """Unauthorized unless API keys are off or the request carries one (X-API-Key or Authorization: Bearer)."""
-    keys = guidepost().settings.api_key_set
-    if not keys:
-        return
-    given = request.headers.get("X-API-Key") or request.headers.get("Authorization", "").removeprefix("Bearer ")
-    if not any(hmac.compare_digest(given.strip().encode(), key.encode()) for key in keys):
-        raise Unauthorized("Missing or wrong API key: send it as X-API-Key or Authorization: Bearer.")

@@ -12,7 +12,8 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from ..errors import GuidepostError, InvalidField
 from ..pipeline import Done
 from ..responses import encode_response
-from .api import check_api_key, guidepost, ready_guidepost
+from .api import guidepost, ready_guidepost
+from .auth import check_api_key
 from .disconnect import client_gone
 from .errors import error_headers, http_status, request_id
 from .openai_decode import decode_chat, json_body, requested_model

@@ -12,7 +12,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -25,8 +25,9 @@ from . import GenerationTimeout
 
 
 @dataclass
-class Prepared:
-    """One request's VLM inputs: its images and prompt, and what the processor made of them alone."""
+class Prepared(Mapping):
+    """One request's VLM inputs: its images and prompt, and what the processor made of them alone (a read-only
+    mapping of those tensors, so `model.generate(**prepared)` and `dict(prepared)` work as on a BatchFeature)."""
 
     images: list[Image.Image]
     prompt: str
@@ -34,7 +35,13 @@ class Prepared:
     history: tuple[tuple[str, str], ...] = ()  # earlier (role, text) turns of a chat (the OpenAI-compatible API)
 
     def __getitem__(self, key):
-        return self.inputs[key]  # inputs["input_ids"] works on a Prepared as on a BatchFeature
+        return self.inputs[key]
+
+    def __iter__(self):
+        return iter(self.inputs.keys())
+
+    def __len__(self) -> int:
+        return len(self.inputs.keys())
 
 
 class StopWhen:

@@ -152,17 +152,17 @@ def test_merged_weights_give_the_unmerged_peft_models_tokens(tuned_app, trained,
     from peft import PeftModel
     from transformers import AutoModelForImageTextToText
 
-    from guidepost.vlm.base import StopWhen
-
     merged = tuned_app.extensions["guidepost"].pipeline.vlm
     base = AutoModelForImageTextToText.from_pretrained(model_cache / "tiny" / "llava").eval()
     unmerged = PeftModel.from_pretrained(base, str(trained)).eval()
     for images, prompt in (([street_photo], "Read the sign."), ([photo, street_photo], "Compare the two.")):
         inputs = merged.preprocess(images, prompt)
-        expected = merged.forward(inputs, max_new_tokens=16, stopping=StopWhen(time.monotonic() + 60)).tolist()
+        generation = merged.stream(inputs, deadline=time.monotonic() + 60, max_new_tokens=16)
+        for _ in generation:
+            pass
         with torch.inference_mode():
             output = unmerged.generate(**inputs, max_new_tokens=16, do_sample=False)
-        assert output[0, inputs["input_ids"].shape[1]:].tolist() == expected and len(expected) > 1
+        assert output[0, inputs["input_ids"].shape[1]:].tolist() == generation.tokens and len(generation.tokens) > 1
 
 
 def test_an_adapter_for_another_base_or_a_missing_one_stops_start_up(trained, model_cache, tmp_path):
