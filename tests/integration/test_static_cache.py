@@ -84,3 +84,13 @@ def test_the_environment_switches_it(make_app, presets, monkeypatch):
     app = make_app(preset="tiny-static", presets_dir=str(presets))
     assert app.extensions["guidepost"].preset.vlm.static_cache.enabled is False
     assert vlm_of(app).model.generation_config.cache_implementation is None
+
+
+def test_a_preset_may_not_combine_it_with_batching(tmp_path):
+    from guidepost import ConfigError
+    from tests.helpers import started_app
+
+    batched = TINY + STATIC + "  batch: {max_size: 4}\n"
+    with pytest.raises(ConfigError, match="static_cache and vlm.batch.max_size > 1 do not combine"):
+        started_app({"preset": "both", "presets_dir": str(presets_dir(tmp_path / "models", both=batched)),
+                     "model_cache": str(tmp_path / "cache"), "load": "eager"})
