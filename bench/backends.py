@@ -3,17 +3,18 @@
 Builds, with RANDOM weights (speed does not depend on weight values; configs written from the public model
 configs, nothing downloaded):
 - OpenCLIP ViT-B/32, the default preset's detector;
-- SmolVLM-256M-Instruct (SigLIP-B/16-512 + SmolLM2-135M), the default preset's VLM, and its SmolLM2-135M
-  language model on its own (optimum-intel 2.2 cannot export the Idefics3 wrapper under transformers 5.5,
-  but decoding is the language model alone, so its decode speed is the VLM's);
-- a 0.58B LLaVA (Qwen2-0.5B + CLIP ViT-B/32 vision tower), which exports whole.
+- SmolVLM-256M-Instruct (SigLIP-B/16-512 + SmolLM2-135M), the default preset's VLM, whole (exported through the
+  project's export code, which lifts optimum-intel's transformers cap on Idefics3), and its SmolLM2-135M language
+  model on its own;
+- a 0.58B LLaVA (Qwen2-0.5B + CLIP ViT-B/32 vision tower).
 
-and measures CLIP image latency, VLM time to first token, decode tokens/s, peak RSS, export time and IR size,
+and measures CLIP image latency, VLM time to first token, decode tokens/s, the whole answer (processor, first
+token and every further token: what a request waits for), peak RSS, export time and IR size,
 each configuration in a fresh subprocess (so peak RSS is its own), plus decode speed against the memory-
 bandwidth bound (weight bytes read per token vs the measured memory read bandwidth) and SmolVLM's first-token time
 with and without image splitting.
 
-    .venv/bin/python bench/backends.py [--runs 5] [--new-tokens 32]
+    .venv/bin/python bench/backends.py [--runs 5] [--new-tokens 32] [--only smolvlm]
 
 Writes bench/results/backends-<date>.json and .png.
 """
@@ -42,6 +43,9 @@ from bench.architectures import (build_clip_vit_b_32, build_llava_qwen2_05b, bui
 
 PROMPT = "Describe what is in front of me in one short sentence. Mention anything dangerous first."
 OV_FORMATS = ("fp32", "int8", "int4")
+SECTIONS = ("clip", "smolvlm", "smollm2_lm", "llava")
+# The default preset's VLM on OpenVINO: the weight formats a CPU deployment would choose between.
+SMOLVLM_OV_FORMATS = ("int8", "int4")
 
 
 # ---------------------------------------------------------------- models (built once, random weights)
@@ -164,6 +168,7 @@ def job_generate(args: dict) -> dict:
             all_s = _median_s(lambda: model.generate(**inputs, max_new_tokens=new, min_new_tokens=new,
                                                      do_sample=False), args["runs"])
             result["decode_tok_s"] = round((new - 1) / (all_s - first_s), 2)
+            result["answer_s"] = round(prepare_s + all_s, 3)  # the whole answer of `new` tokens
     return {**result, "peak_rss_mb": round(_peak_rss_mb()), "bench_s": round(time.perf_counter() - started, 1)}
 
 
@@ -191,7 +196,10 @@ def _load_for_generate(args: dict):
         model = AutoModelForImageTextToText.from_pretrained(source).eval()
     else:
         from optimum.intel import OVModelForVisualCausalLM
+
+        from guidepost.vlm.openvino_families import adapt_for_family
         model = OVModelForVisualCausalLM.from_pretrained(args["ir"], ov_config=ov_config)
+        adapt_for_family(model)  # as the server loads it (SmolVLM: transformers' vision position ids)
     # The server's own preprocessing (chat template + processor), float32 on the CPU for both backends.
     vlm, photo = VLM(model, processor, VLMSpec(id=source.name), name=source.name), _photo()
 
@@ -234,7 +242,10 @@ def main() -> None:
                         help="rounds over every configuration; each figure is the median over rounds, so a burst "
                              "of load on a shared machine hits all backends alike")
     parser.add_argument("--runs", type=int, default=3, help="timed repetitions per measurement in a round (median)")
-    parser.add_argument("--new-tokens", type=int, default=32, help="tokens generated for the decode rate")
+    parser.add_argument("--new-tokens", type=int, default=32,
+                        help="tokens generated for the decode rate and the whole answer")
+    parser.add_argument("--only", choices=SECTIONS, action="append",
+                        help="measure only these models (repeat); default: all")
     parser.add_argument("--cache", type=Path, default=ROOT / "model_cache",
                         help="model cache; random models go to <cache>/bench, IR to <cache>/bench/openvino")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
@@ -243,7 +254,10 @@ def main() -> None:
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.table:
-        print(markdown_table(json.loads(options.table.read_text())))
+        results = json.loads(options.table.read_text())
+        sections = results.get("sections", SECTIONS)
+        print(markdown_table(results) if set(sections) >= {"clip", "smollm2_lm", "llava"} else "")
+        print(smolvlm_table(results) if "smolvlm" in sections and "openvino-int8" in results["smolvlm"] else "")
         return
     if options.child:
         job, args = options.child
@@ -251,43 +265,61 @@ def main() -> None:
         return
 
     models = build_models(options.cache)
+    sections = options.only or list(SECTIONS)
     cache = options.cache / "bench"
     shutil.rmtree(cache / "openvino", ignore_errors=True)  # export times are measured from scratch
     shutil.rmtree(cache / "embeddings", ignore_errors=True)
     common = {"cache": str(cache), "runs": options.runs}
     report = {"date": dt.date.today().isoformat(), "command": "python bench/backends.py " + " ".join(sys.argv[1:]),
+              "sections": sections,
+              # Other jobs share this machine: its load (runnable processes, 1/5/15 min) when the run ended.
+              "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
               "machine": _machine(), "versions": _versions(), "rounds": options.rounds, "runs": options.runs,
               "new_tokens": options.new_tokens, "read_bandwidth_gbs": round(read_bandwidth_gbs(), 2)}
     print(f"read bandwidth {report['read_bandwidth_gbs']} GB/s", flush=True)
 
     print("export to IR (once, each in its own process)", flush=True)
-    exports = {(kind, weights): run_child("export", {**common, "kind": kind, "model": str(models[model]),
-                                                    "weights": weights})
-               for kind, model in (("lm", "smollm2-135m-random"), ("vlm", "llava-qwen2-0.5b-random"))
-               for weights in OV_FORMATS}
-    # SmolVLM's image splitting costs ~10x per first token: measured once, outside the rounds.
-    split = run_child("generate", {**common, "new_tokens": 0, "kind": "vlm", "model": str(models["smolvlm-256m-random"]),
-                                   "backend": "torch", "processor_kwargs": {"do_image_splitting": True}})
-    plan = _plan(models, exports, {**common, "new_tokens": options.new_tokens})
+    to_export = [(kind, model, weights) for section, kind, model, formats in EXPORTS if section in sections
+                 for weights in formats]
+    exports = {(model, weights): run_child("export", {**common, "kind": kind, "model": str(models[model]),
+                                                     "weights": weights})
+               for kind, model, weights in to_export}
+    if "smolvlm" in sections:
+        # SmolVLM's image splitting costs ~10x per first token: measured once, outside the rounds.
+        split = run_child("generate", {**common, "new_tokens": 0, "kind": "vlm", "backend": "torch",
+                                       "model": str(models["smolvlm-256m-random"]),
+                                       "processor_kwargs": {"do_image_splitting": True}})
+    plan = {key: job for key, job in _plan(models, exports, {**common, "new_tokens": options.new_tokens}).items()
+            if key[0] in sections}
     measured: dict = {}
     for round_ in range(1, options.rounds + 1):
         print(f"round {round_}/{options.rounds}", flush=True)
         for (section, name), (job, args) in plan.items():
             measured.setdefault((section, name), []).append(run_child(job, args))
     for (section, name), rounds in measured.items():
-        extra = exports.get((plan[(section, name)][1].get("kind"), name.split()[0].removeprefix("openvino-")), {})
+        args = plan[(section, name)][1]
+        extra = exports.get((Path(args["model"]).name, name.split()[0].removeprefix("openvino-")), {})
         report.setdefault(section, {})[name] = {**extra, **_median_of_rounds(rounds)}
-    report["smolvlm"]["torch (image splitting)"] = split
+    if "smolvlm" in sections:
+        report["smolvlm"]["torch (image splitting)"] = split
     for name, model in (("smollm2_lm", "smollm2-135m-random"), ("llava", "llava-qwen2-0.5b-random")):
-        _bandwidth_bound(report[name], report["read_bandwidth_gbs"], models[model])
+        if name in sections:
+            _bandwidth_bound(report[name], report["read_bandwidth_gbs"], models[model])
     report["ratios"] = _ratios(report)
 
     options.out.mkdir(parents=True, exist_ok=True)
-    stem = options.out / f"backends-{report['date']}"
+    stem = options.out / f"backends-{report['date']}{'-' + '-'.join(options.only) if options.only else ''}"
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2))
-    chart(report, stem.with_suffix(".png"))
+    if set(sections) == set(SECTIONS):
+        chart(report, stem.with_suffix(".png"))
     print(json.dumps(report["ratios"], indent=2))
     print(f"wrote {stem}.json and .png")
+
+
+# What is exported before the rounds: (section, kind, model, weight formats).
+EXPORTS = (("smolvlm", "vlm", "smolvlm-256m-random", SMOLVLM_OV_FORMATS),
+           ("smollm2_lm", "lm", "smollm2-135m-random", OV_FORMATS),
+           ("llava", "vlm", "llava-qwen2-0.5b-random", OV_FORMATS))
 
 
 def _plan(models: dict[str, Path], exports: dict, generate: dict) -> dict:
@@ -299,15 +331,21 @@ def _plan(models: dict[str, Path], exports: dict, generate: dict) -> dict:
                                   ("openvino-int8", "int8", {})):
         plan[("clip", name)] = ("clip", {**common, "model": clip, "backend": "openvino", "weights": weights,
                                          "config": config})
-    plan[("smolvlm", "torch (one tile)")] = ("generate", {
-        **generate, "kind": "vlm", "model": str(models["smolvlm-256m-random"]), "backend": "torch",
-        "processor_kwargs": {"do_image_splitting": False}})
+    smolvlm = {**generate, "kind": "vlm", "model": str(models["smolvlm-256m-random"]),
+               "processor_kwargs": {"do_image_splitting": False}}
+    plan[("smolvlm", "torch (one tile)")] = ("generate", {**smolvlm, "backend": "torch"})
+    for weights in SMOLVLM_OV_FORMATS:
+        if ("smolvlm-256m-random", weights) in exports:
+            plan[("smolvlm", f"openvino-{weights}")] = ("generate", {
+                **smolvlm, "backend": "openvino", "ir": exports[("smolvlm-256m-random", weights)]["folder"]})
     for section, kind, model in (("smollm2_lm", "lm", "smollm2-135m-random"),
                                  ("llava", "vlm", "llava-qwen2-0.5b-random")):
         args = {**generate, "kind": kind, "model": str(models[model])}
         plan[(section, "torch")] = ("generate", {**args, "backend": "torch"})
         for weights in OV_FORMATS:
-            ir = exports[(kind, weights)]["folder"]
+            if (model, weights) not in exports:
+                continue
+            ir = exports[(model, weights)]["folder"]
             plan[(section, f"openvino-{weights}")] = ("generate", {**args, "backend": "openvino", "ir": ir})
             if weights == "fp32":
                 # This CPU has AVX-512 BF16, so OpenVINO computes an fp32 IR in bf16 unless told otherwise.
@@ -351,26 +389,64 @@ def _bandwidth_bound(results: dict, bandwidth_gbs: float, model_dir: Path) -> No
 
 
 def _ratios(report: dict) -> dict:
+    """Each backend against torch float32 in the same run, for the sections measured."""
     def ratio(a, b):
         return round(a / b, 2) if a and b else None
 
-    clip, lm, llava, smol = report["clip"], report["smollm2_lm"], report["llava"], report["smolvlm"]
-    return {
-        "clip_image_openvino_fp32_vs_torch": ratio(clip["torch"]["image_ms"], clip["openvino-fp32"]["image_ms"]),
-        "clip_image_openvino_fp32_f32_compute_vs_torch": ratio(clip["torch"]["image_ms"],
-                                                               clip["openvino-fp32 (f32 compute)"]["image_ms"]),
-        "clip_image_openvino_int8_vs_torch": ratio(clip["torch"]["image_ms"], clip["openvino-int8"]["image_ms"]),
-        "smolvlm_decode_openvino_int8_vs_torch_vlm": ratio(lm["openvino-int8"]["decode_tok_s"],
-                                                           smol["torch (one tile)"]["decode_tok_s"]),
-        **{f"smollm2_decode_openvino_{w}_vs_torch": ratio(lm[f"openvino-{w}"]["decode_tok_s"], lm["torch"]["decode_tok_s"])
-           for w in OV_FORMATS},
-        **{f"llava_decode_openvino_{w}_vs_torch": ratio(llava[f"openvino-{w}"]["decode_tok_s"],
-                                                       llava["torch"]["decode_tok_s"]) for w in OV_FORMATS},
-        **{f"llava_ttft_torch_vs_openvino_{w}": ratio(llava["torch"]["ttft_s"], llava[f"openvino-{w}"]["ttft_s"])
-           for w in OV_FORMATS},
-        "smolvlm_ttft_splitting_vs_one_tile": ratio(smol["torch (image splitting)"]["ttft_s"],
-                                                    smol["torch (one tile)"]["ttft_s"]),
-    }
+    ratios = {}
+    if "clip" in report:
+        clip = report["clip"]
+        ratios.update({
+            "clip_image_openvino_fp32_vs_torch": ratio(clip["torch"]["image_ms"], clip["openvino-fp32"]["image_ms"]),
+            "clip_image_openvino_fp32_f32_compute_vs_torch": ratio(clip["torch"]["image_ms"],
+                                                                   clip["openvino-fp32 (f32 compute)"]["image_ms"]),
+            "clip_image_openvino_int8_vs_torch": ratio(clip["torch"]["image_ms"], clip["openvino-int8"]["image_ms"])})
+    if "smolvlm" in report:
+        smol = report["smolvlm"]
+        torch_vlm = smol["torch (one tile)"]
+        for w in SMOLVLM_OV_FORMATS:
+            ratios[f"smolvlm_decode_openvino_{w}_vs_torch"] = ratio(smol[f"openvino-{w}"]["decode_tok_s"],
+                                                                   torch_vlm["decode_tok_s"])
+            ratios[f"smolvlm_ttft_torch_vs_openvino_{w}"] = ratio(torch_vlm["ttft_s"], smol[f"openvino-{w}"]["ttft_s"])
+            ratios[f"smolvlm_answer_torch_vs_openvino_{w}"] = ratio(torch_vlm["answer_s"],
+                                                                   smol[f"openvino-{w}"]["answer_s"])
+        ratios["smolvlm_ttft_splitting_vs_one_tile"] = ratio(smol["torch (image splitting)"]["ttft_s"],
+                                                            torch_vlm["ttft_s"])
+    if "smollm2_lm" in report:
+        lm = report["smollm2_lm"]
+        ratios.update({f"smollm2_decode_openvino_{w}_vs_torch": ratio(lm[f"openvino-{w}"]["decode_tok_s"],
+                                                                      lm["torch"]["decode_tok_s"]) for w in OV_FORMATS})
+    if "llava" in report:
+        llava = report["llava"]
+        ratios.update({f"llava_decode_openvino_{w}_vs_torch": ratio(llava[f"openvino-{w}"]["decode_tok_s"],
+                                                                    llava["torch"]["decode_tok_s"]) for w in OV_FORMATS})
+        ratios.update({f"llava_ttft_torch_vs_openvino_{w}": ratio(llava["torch"]["ttft_s"],
+                                                                  llava[f"openvino-{w}"]["ttft_s"]) for w in OV_FORMATS})
+    return ratios
+
+
+def smolvlm_table(report: dict) -> str:
+    """The README's table for the default preset's VLM: torch against OpenVINO int8 and int4, whole VLM."""
+    smol = report["smolvlm"]
+    names = ["torch (one tile)", *(f"openvino-{w}" for w in SMOLVLM_OV_FORMATS)]
+    base = smol[names[0]]
+
+    def cell(name: str, key: str, unit: str, better: str, digits: int) -> str:
+        value = smol[name].get(key)
+        if value is None:
+            return "–"
+        ratio = (base[key] / value if better == "lower" else value / base[key]) if name != names[0] else None
+        return f"{value:.{digits}f} {unit}".rstrip() + (f" ({ratio:.1f}x)" if ratio else "")
+
+    rows = [("first token (processor + prefill)", "ttft_s", "s", "lower", 2),
+            ("decode", "decode_tok_s", "tok/s", "higher", 1),
+            (f"whole {report['new_tokens']}-token answer", "answer_s", "s", "lower", 2),
+            ("peak RSS", "peak_rss_mb", "MB", "lower", 0)]
+    lines = ["| SmolVLM-256M, one 512 px tile | torch fp32 | OpenVINO int8 | OpenVINO int4 |", "|---|---|---|---|"]
+    lines += [f"| {label} | " + " | ".join(cell(name, *spec) for name in names) + " |" for label, *spec in rows]
+    lines.append("| export time, IR size | – | " + " | ".join(
+        f"{smol[n]['export_s']:.0f} s, {smol[n]['ir_mb']:.0f} MB" for n in names[1:]) + " |")
+    return "\n".join(lines)
 
 
 def markdown_table(report: dict) -> str:

@@ -2,13 +2,16 @@
 
 Builds SmolVLM-256M-Instruct's architecture (SigLIP-B/16-512 + SmolLM2-135M, sizes from the public config)
 and OpenCLIP ViT-B-32 with RANDOM weights (speed does not depend on weight values), loads them through the
-real registry and sends real photographs through the Flask test client. Compares the default preset's
-processor setting (one 512 px tile) with SmolVLM's own default (image splitting into up to 4x4 tiles + 1).
+real registry and sends real photographs through the Flask test client. Compares configurations of the
+default preset (--config, repeatable): its backend and weights (torch float32, OpenVINO int8 or int4), and its
+processor setting (one 512 px tile) against SmolVLM's own default (image splitting into up to 4x4 tiles + 1), each
+at every --max-new-tokens given (the answer is forced to that length, as the longest real answer would be).
 
-    .venv/bin/python bench/request_cost.py [--requests 5] [--max-new-tokens 64]
+    .venv/bin/python bench/request_cost.py [--requests 5] [--max-new-tokens 48 64] [--config "openvino int8"]
 
 Writes bench/results/request-cost-<date>.json and .png. The tokenizer is a byte-level stand-in (no
 download), so text prompts have about 3x more tokens than with SmolVLM's real BPE; the report says how many.
+An OpenVINO configuration exports its IR into <cache>/openvino/ on its first run (minutes), outside the timings.
 """
 from __future__ import annotations
 
@@ -35,20 +38,26 @@ from guidepost_tools.photos import jpeg_bytes, sample_photo  # noqa: E402
 from guidepost import create_app  # noqa: E402
 from bench.architectures import build_smolvlm_256m, built  # noqa: E402
 
-CONFIGS = {"one tile (preset default)": False, "image splitting (SmolVLM default)": True}
+# Each configuration: the preset's backend, OpenVINO weights and SmolVLM's image splitting.
+CONFIGS = {"torch, one tile": ("torch", None, False),
+           "torch, image splitting (SmolVLM default)": ("torch", None, True),
+           "openvino int8, one tile": ("openvino", "int8", False),
+           "openvino int4, one tile": ("openvino", "int4", False)}
 
 
-def preset_folder(vlm_dir: Path, splitting: bool, max_new_tokens: int, tmp: Path) -> Path:
-    """A presets folder: the default preset with random local weights and the given splitting."""
+def preset_folder(vlm_dir: Path, config: str, max_new_tokens: int, tmp: Path) -> Path:
+    """A presets folder: the default preset with random local weights, configured as CONFIGS[config] says."""
+    backend, weights, splitting = CONFIGS[config]
     preset = yaml.safe_load((PROJECT_ROOT / "models" / "default.yaml").read_text())
-    preset["device"] = "cpu"
+    preset.update(device="cpu", backend=backend)
+    if weights:
+        preset["openvino"]["weights"] = weights
     preset["detector"]["pretrained"] = None  # real ViT-B-32 architecture, random weights
     # min_new_tokens: random weights must not stop early, so every run decodes the same number of tokens.
     preset["vlm"].update(id=str(vlm_dir), max_new_tokens=max_new_tokens,
                          processor_kwargs={"do_image_splitting": splitting},
                          generate_kwargs={"min_new_tokens": max_new_tokens})
-    folder = tmp / ("split" if splitting else "single")
-    folder.mkdir()
+    folder = Path(tempfile.mkdtemp(dir=tmp))
     (folder / "default.yaml").write_text(yaml.safe_dump(preset))
     (folder / "vocabulary.yaml").write_text((PROJECT_ROOT / "models" / "vocabulary.yaml").read_text())
     return folder
@@ -62,7 +71,9 @@ def photos() -> dict[str, bytes]:
 def measure(presets: Path, cache: Path, images: dict[str, bytes], requests: int) -> dict:
     """Load through the real registry, then time `requests` rounds over the photos."""
     start = time.perf_counter()
-    app = create_app({"presets_dir": str(presets), "model_cache": str(cache), "load": "eager"})
+    # A generous deadline: a forced 64-token answer on a busy 2-core machine must not be cut short.
+    app = create_app({"presets_dir": str(presets), "model_cache": str(cache), "load": "eager",
+                      "generate_timeout_s": 300})
     ext, client = app.extensions["guidepost"], app.test_client()
     ext.start()
     load_s = time.perf_counter() - start
@@ -110,7 +121,10 @@ def chart(results: dict, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=5, help="rounds over the 3 photos (the first is warm-up)")
-    parser.add_argument("--max-new-tokens", type=int, default=64, help="tokens decoded per answer")
+    parser.add_argument("--max-new-tokens", type=int, nargs="+", default=[64],
+                        help="tokens decoded per answer (several: each configuration at each)")
+    parser.add_argument("--config", choices=list(CONFIGS), action="append",
+                        help="configurations to measure (repeat); default: all")
     parser.add_argument("--cache", type=Path, default=PROJECT_ROOT / "model_cache", help="model cache folder")
     args = parser.parse_args()
 
@@ -118,26 +132,31 @@ def main() -> None:
     images = photos()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for label, splitting in CONFIGS.items():
-            presets = preset_folder(vlm_dir, splitting, args.max_new_tokens, Path(tmp))
-            results[label] = measure(presets, args.cache, images, args.requests)
-            print(label, json.dumps(results[label]), flush=True)
+        for config in args.config or list(CONFIGS):
+            for tokens in args.max_new_tokens:
+                label = f"{config}, {tokens} tokens"
+                presets = preset_folder(vlm_dir, config, tokens, Path(tmp))
+                results[label] = measure(presets, args.cache, images, args.requests)
+                print(label, json.dumps(results[label]), flush=True)
 
     import torch
     report = {"command": "python " + " ".join(sys.argv), "date": dt.date.today().isoformat(),
+              # Other jobs share this machine: its load (runnable processes, 1/5/15 min) when the run ended.
+              "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
               "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                           "python": platform.python_version(), "torch": torch.__version__,
                           "torch_threads": torch.get_num_threads()},
               "max_new_tokens": args.max_new_tokens, "results": results,
+              "ratios_to_first": {label: round(r["median_ms"]["total"] / first["median_ms"]["total"], 3)
+                                  for first in [next(iter(results.values()))] for label, r in results.items()},
               "note": "random ids outside the stand-in tokenizer decode to nothing, so every answer is a detector "
                       "fallback; the timings still include the full generation"}
     out = PROJECT_ROOT / "bench" / "results" / f"request-cost-{report['date']}"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2))
     chart(results, out.with_suffix(".png"))
-    base = results["one tile (preset default)"]["median_ms"]["total"]
-    split = results["image splitting (SmolVLM default)"]["median_ms"]["total"]
-    print(f"wrote {out}.json/.png; splitting costs {split / base:.2f}x the one-tile request")
+    print(json.dumps(report["ratios_to_first"], indent=2))
+    print(f"wrote {out}.json/.png")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     upstream_api_key: str = Field(
         "", repr=False, description="The upstream's API key (else the variable the preset's api_key_env names).")
     torch_threads: int = Field(0, ge=0, description="Torch intra-op threads per worker; 0 lets gunicorn.conf.py decide.")
+    static_cache: Literal["", "on", "off"] = Field(
+        "", description="Override the preset's vlm.static_cache.enabled (torch backend: compiled decoding): on, off.")
     max_image_mb: float = Field(
         20.0, gt=0, description="Largest image in MB (413 above); a JSON body may be 4/3 of it for base64.")
     max_image_pixels: int = Field(64_000_000, gt=0, description="Largest decoded image in pixels (413 above).")
@@ -102,6 +104,11 @@ class Settings(BaseSettings):
     @classmethod
     def _hint_upper(cls, value):
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("static_cache", mode="before")
+    @classmethod
+    def _lower(cls, value):
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
     @classmethod

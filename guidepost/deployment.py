@@ -36,6 +36,9 @@ def resolve_deployment(settings: Settings) -> Deployment:
                     # Without an explicit count, OpenVINO takes the worker's share of the cores like torch does.
                     "threads": settings.openvino_threads or preset.openvino.threads or settings.torch_threads}
     openvino = OpenVINOSpec(**{**preset.openvino.model_dump(), **{k: v for k, v in ov_overrides.items() if v}})
+    if settings.static_cache:
+        static = preset.vlm.static_cache.model_copy(update={"enabled": settings.static_cache == "on"})
+        preset = preset.model_copy(update={"vlm": preset.vlm.model_copy(update={"static_cache": static})})
     backend = settings.backend or preset.backend
     upstream = _upstream(preset, settings, required=backend == "openai")
     api_key = settings.upstream_api_key or (os.environ.get(upstream.api_key_env, "") if upstream.api_key_env else "")

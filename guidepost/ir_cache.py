@@ -44,7 +44,8 @@ def export_identity(source: str, revision: str | None, weights: str) -> dict:
     local = Path(source.removeprefix("local-dir:")).expanduser()
     return {"source": source, "revision": revision, "weights": weights,
             "files": files_fingerprint(local) if local.exists() else None,
-            "versions": {name: version(name) for name in ("openvino", "optimum-intel", "nncf", "open_clip_torch")}}
+            "versions": {name: version(name) for name in (
+                "openvino", "optimum-intel", "nncf", "transformers", "open_clip_torch")}}
 
 
 def is_current(folder: Path, identity: dict) -> bool:

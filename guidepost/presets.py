@@ -41,6 +41,19 @@ class DetectorSpec(_Strict):
         return self
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+class StaticCacheSpec(_Strict):
+    """torch backend: decode with a static KV cache and a torch.compile'd decoding step (CUDA graphs on a GPU)."""
+
+    enabled: bool = Field(False, description="compiled decoding; compiled by the warm-up, before /readyz says ready")
+    max_len: int = Field(4096, ge=16, description="tokens the cache holds: the longest prompt (image tokens "
+                                                  "included) plus max_new_tokens; one shape, compiled once")
+    compile_mode: Literal[COMPILE_MODES] = Field(
+        "reduce-overhead", description="torch.compile mode; reduce-overhead replays the step as a CUDA graph")
+
+
 class UpstreamSpec(_Strict):
     """An OpenAI-compatible server that generates for the `openai` backend (vLLM, Ollama, OVMS, another Guidepost)."""
 
@@ -103,14 +116,20 @@ class VLMSpec(_Strict):
     max_new_tokens: int = Field(64, ge=1, le=1024)
     processor_kwargs: dict = Field(default_factory=dict, description="extra AutoProcessor.from_pretrained arguments")
     generate_kwargs: dict = Field(default_factory=dict, description="extra generate() arguments")
+    static_cache: StaticCacheSpec = StaticCacheSpec()
     upstream: UpstreamSpec = UpstreamSpec()  # used by the openai backend only
     batch: BatchSpec = BatchSpec()
     adapter: str | None = Field(None, description="LoRA adapter: a name under <model cache>/adapters/ or a folder")
     lora: LoRASpec = LoRASpec()
 
     @model_validator(mode="after")
-    def _tiny_known(self):
+    def _consistent(self):
         _check_tiny(self.source, self.id)
+        if self.static_cache.enabled and self.batch.max_size > 1:
+            # The static cache and its compiled step have one batch size; a batch of another size would re-allocate
+            # the cache and recompile in the middle of serving.
+            raise ValueError("vlm.static_cache and vlm.batch.max_size > 1 do not combine: choose compiled decoding "
+                             "(one request at a time, lower latency) or batching (throughput under load)")
         return self
 
 

@@ -1,12 +1,16 @@
 """The OpenVINO backend: both models exported once to IR (optimum-intel, openvino.convert_model) and compiled."""
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from ..detector.openvino_clip import load_openvino_detector
 from ..ir_cache import openvino_properties
 from ..vlm.openvino_vlm import OpenVINOVLM, UnsupportedFamily
 from .base import Backend
+
+log = logging.getLogger(__name__)
 
 
 class OpenVINOBackend(Backend):
@@ -19,6 +23,10 @@ class OpenVINOBackend(Backend):
         self.spec = deployment.openvino
         self.properties = openvino_properties(self.spec.hint, self.spec.threads, self.spec.device, self.spec.config,
                                               self.cache)
+        if torch.cuda.is_available():
+            # The default preset runs on OpenVINO for CPUs; an NVIDIA GPU is faster through torch.
+            log.warning("an NVIDIA GPU is visible but the %s backend does not use it (OpenVINO device %s); "
+                        "set GUIDEPOST_BACKEND=torch to run the models on it", self.name, self.spec.device)
 
     def load_detector(self, spec, source, vocabulary):
         """The image tower compiled now, the text tower when the vocabulary needs embedding."""

@@ -9,6 +9,7 @@ from ..adapters import Adapter, save_merged
 from ..ir_cache import INT4_GROUP_SIZE, ensure_exported, export_identity, ir_folder, is_current
 from ..presets import OpenVINOSpec, VLMSpec
 from .base import VLM
+from .openvino_families import adapt_for_family, cap_lifted, lifted_export_caps
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +19,10 @@ class UnsupportedFamily(ValueError):
 
 
 def exportable_families() -> dict[str, str]:
-    """VLM families (model_type) optimum-intel knows, each mapped to '' when it exports here or the reason not."""
+    """VLM families (model_type) optimum-intel knows, each mapped to '' when it exports here or the reason not.
+
+    A family whose cap this project lifted after checking it (openvino_families.LIFTED_CAPS: idefics3) exports.
+    """
     import transformers
     from optimum.exporters.tasks import TasksManager
     from optimum.intel.openvino.modeling_visual_language import MODEL_TYPE_TO_CLS_MAPPING
@@ -35,7 +39,9 @@ def exportable_families() -> dict[str, str]:
             continue
         config = getattr(constructor, "func", constructor)
         low, high = getattr(config, "MIN_TRANSFORMERS_VERSION", None), getattr(config, "MAX_TRANSFORMERS_VERSION", None)
-        if (low and installed < Version(str(low))) or (high and installed > Version(str(high))):
+        if high and installed > Version(str(high)) and cap_lifted(family, high, installed):
+            families[family] = ""
+        elif (low and installed < Version(str(low))) or (high and installed > Version(str(high))):
             families[family] = f"needs transformers {low or ''}..{high or ''}"
         else:
             families[family] = ""
@@ -104,8 +110,9 @@ def _export(spec: VLMSpec, model_ref: str, weights: str, cache_dir: Path, target
     # main_export (what optimum-cli runs) writes the IR with the processor, tokenizer and chat template; it only
     # compresses weights by model size, so int8/int4 are applied afterwards by loading with a quantization config.
     raw = target / "uncompressed" if compression else target
-    main_export(model_name_or_path=model_ref, output=raw, task="image-text-to-text", revision=spec.revision,
-                cache_dir=str(cache_dir / "hf"), ov_config=OVConfig(dtype="fp16" if weights == "fp16" else "fp32"))
+    with lifted_export_caps():
+        main_export(model_name_or_path=model_ref, output=raw, task="image-text-to-text", revision=spec.revision,
+                    cache_dir=str(cache_dir / "hf"), ov_config=OVConfig(dtype="fp16" if weights == "fp16" else "fp32"))
     if merged is not None:
         shutil.rmtree(merged)
     if compression:
@@ -129,5 +136,6 @@ class OpenVINOVLM(VLM):
         folder, _ = export_vlm(spec, model_ref, ov_spec.weights, cache_dir, adapter)
         processor = AutoProcessor.from_pretrained(folder, **spec.processor_kwargs)
         model = OVModelForVisualCausalLM.from_pretrained(folder, device=ov_spec.device, ov_config=properties)
+        adapt_for_family(model)
         log.info("VLM %s on OpenVINO %s (%s) from %s", spec.id, ov_spec.device, ov_spec.weights, folder)
         return cls(model, processor, spec, spec.id)

@@ -30,7 +30,7 @@ def test_family_with_its_presets_settings(model_cache, tmp_path, jpeg, monkeypat
     # Same processor and generation settings as the shipped preset; only the weights are tiny and local.
     preset["detector"] = {"source": "tiny", "arch": "tiny-clip"}
     preset["vlm"].update(source="tiny", id=tiny_id)
-    preset.update(device="cpu", dtype=dtype)
+    preset.update(backend="torch", device="cpu", dtype=dtype)  # the default preset itself runs on OpenVINO (below)
     presets = presets_dir(tmp_path / "models", family=yaml.safe_dump(preset))
 
     app = started_app({"preset": "family", "presets_dir": str(presets), "model_cache": str(model_cache),
@@ -62,3 +62,20 @@ def test_unknown_tiny_model_is_a_config_error(tmp_path, model_cache):
                           odd="detector: {source: tiny, arch: tiny-clip}\nvlm: {source: tiny, id: tiny-gpt}\n")
     with pytest.raises(ConfigError, match="tiny-gpt.*tiny-llava"):
         create_app({"preset": "odd", "presets_dir": str(presets), "model_cache": str(model_cache)})
+
+
+def test_default_preset_runs_on_openvino(model_cache, tmp_path, jpeg):
+    # The default preset as shipped (OpenVINO, int8 weights, one 512 px tile) over a tiny SmolVLM and CLIP.
+    preset = yaml.safe_load((PROJECT_ROOT / "models" / "default.yaml").read_text())
+    assert preset["backend"] == "openvino" and preset["openvino"]["weights"] == "int8"
+    preset["detector"] = {"source": "tiny", "arch": "tiny-clip"}
+    preset["vlm"].update(source="tiny", id="tiny-idefics3")
+    presets = presets_dir(tmp_path / "models", family=yaml.safe_dump(preset))
+
+    app = started_app({"preset": "family", "presets_dir": str(presets), "model_cache": str(model_cache),
+                       "load": "eager"})
+    vlm = app.extensions["guidepost"].pipeline.vlm
+    assert type(vlm).__name__ == "OpenVINOVLM" and vlm.processor.image_processor.do_image_splitting is False
+    body = app.test_client().post("/process", data={"image": (io.BytesIO(jpeg), "p.jpg"), "objects": "car"}).json
+    assert body["model"]["backend"] == "openvino" and body["fallback"] is False and body["result"]
+    assert (model_cache / "openvino" / "tiny-idefics3-main-int8" / "guidepost-export.json").is_file()

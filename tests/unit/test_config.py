@@ -34,6 +34,7 @@ def test_invalid_value_names_the_variable(monkeypatch):
     ("GUIDEPOST_BACKEND", "tensorflow", "GUIDEPOST_BACKEND"),
     ("GUIDEPOST_OPENVINO_WEIGHTS", "int2", "GUIDEPOST_OPENVINO_WEIGHTS"),
     ("GUIDEPOST_OPENVINO_HINT", "fastest", "GUIDEPOST_OPENVINO_HINT"),
+    ("GUIDEPOST_STATIC_CACHE", "maybe", "GUIDEPOST_STATIC_CACHE"),
 ])
 def test_out_of_range_values(monkeypatch, name, value, fragment):
     monkeypatch.setenv(name, value)

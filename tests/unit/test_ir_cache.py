@@ -76,3 +76,15 @@ def test_concurrent_starts_export_once(tmp_path, monkeypatch):
     for thread in [first, *others]:
         thread.join()
     assert len(calls) == 1 and sorted(exported for _, exported in results) == [False, False, False, True]
+
+
+def test_an_ir_made_by_another_transformers_is_stale(tmp_path, monkeypatch):
+    # The export traces transformers' modelling code (and the idefics3 cap lift was checked against one version).
+    from guidepost import ir_cache
+
+    folder = tmp_path / "cache" / "m"
+    ensure_exported(folder, export_identity("org/model", "main", "int8"), lambda t: (t / "m.xml").write_text("ir"), "m")
+    assert is_current(folder, export_identity("org/model", "main", "int8"))
+    real = ir_cache.version
+    monkeypatch.setattr(ir_cache, "version", lambda name: "99.0" if name == "transformers" else real(name))
+    assert not is_current(folder, export_identity("org/model", "main", "int8"))
