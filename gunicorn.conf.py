@@ -1,6 +1,7 @@
 """gunicorn settings for Guidepost; every value comes from a GUIDEPOST_* variable (see guidepost/config.py)."""
 import os
 
+from guidepost import metrics_files
 from guidepost.config import load_settings
 
 _settings = load_settings()  # fails fast, before any worker starts, on a bad GUIDEPOST_* value
@@ -35,3 +36,19 @@ loglevel = _settings.log_level.lower()
 if not _settings.torch_threads:
     # sched_getaffinity honours taskset/cgroup CPU sets, which os.cpu_count() ignores.
     os.environ["GUIDEPOST_TORCH_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // workers))
+
+
+# Server hooks: each calls small functions, so that other start-up and shutdown steps compose here.
+def on_starting(server):
+    """Master, before any worker: the folder every worker writes its metrics to (GUIDEPOST_METRICS)."""
+    server.guidepost_metrics = metrics_files.prepare(_settings.metrics)
+
+
+def child_exit(server, worker):
+    """Master, after a worker exited: its live gauges (ready, in flight) leave /metrics."""
+    metrics_files.worker_exited(worker.pid)
+
+
+def on_exit(server):
+    """Master, at shutdown: remove the temporary metrics folder."""
+    metrics_files.remove(getattr(server, "guidepost_metrics", None))

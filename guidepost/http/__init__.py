@@ -3,11 +3,16 @@ from __future__ import annotations
 
 from flask import Flask
 
+from . import openapi, page
 from .api import bp
 from .errors import register_error_handlers
+from .metrics import register_metrics
 
 
 def register_http(app: Flask) -> None:
-    """Attach the endpoints and the error handlers."""
+    """Attach the endpoints, the phone page, the OpenAPI description, the metrics and the error handlers."""
     register_error_handlers(app)
+    register_metrics(app)
     app.register_blueprint(bp)
+    app.register_blueprint(page.bp)
+    app.register_blueprint(openapi.bp)

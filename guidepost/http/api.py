@@ -18,6 +18,7 @@ from ..versions import version
 from .decode import decode_request
 from .disconnect import client_gone
 from .errors import error_body, request_id
+from .metrics import record_answer, watch_first_event
 from .sse import sse_answer
 
 bp = Blueprint("api", __name__)
@@ -89,13 +90,14 @@ def process():
         hazard = next(events)  # a client mistake (a deadline too short) is still a plain 4xx answer here
 
         def encode_done(done: Done, first_event_ms: float | None = None) -> dict:
+            record_answer(scene, done.result)
             return encode_response(scene, done.result, ext.model_info(), started, first_event_ms)
 
         if not streamed:
             with closing(events):
                 return jsonify(encode_done(next(item for item in events if isinstance(item, Done))))
-        body = sse_answer(hazard, events, started=started, encode_done=encode_done, request_id=scene.request_id,
-                          error_body=error_body)
+        body = watch_first_event(sse_answer(hazard, events, started=started, encode_done=encode_done,
+                                            request_id=scene.request_id, error_body=error_body), started)
         response = Response(stream_with_context(body), mimetype="text/event-stream",
                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         response.call_on_close(release)  # the slot is held while the answer streams

@@ -35,6 +35,7 @@ def request_id() -> str:
 
 def error_body(code: str, message: str) -> dict:
     """The one error shape: {"error": {"code", "message", "request_id"}}."""
+    g.error_code = code  # the request's metrics count it by code (a streamed answer's error event too)
     return {"error": {"code": code, "message": message, "request_id": request_id()}}
 
 
