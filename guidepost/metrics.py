@@ -66,7 +66,7 @@ class Metrics:
 
     def request_done(self, route: str, method: str, status: int, code: str | None, seconds: float) -> None:
         """One answered request: its count, duration and, for a 503, the refusal."""
-        self.requests.labels(route, method, str(status), code or "ok").inc()
+        self.requests.labels(route, method, str(status), code or "none").inc()
         self.duration.labels(route).observe(seconds)
         if status == 503 and code:
             self.refused.labels(code).inc()
