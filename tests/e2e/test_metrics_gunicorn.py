@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections import Counter
 
 import psutil
@@ -51,10 +52,17 @@ def test_counts_add_up_across_workers(keyed_server, jpeg):
     with requests.post(f"{base}/process", files=photo, data={"stream": "true"}, headers=KEY, stream=True,
                        timeout=60) as streamed:
         assert b"event: done" in streamed.raw.read()
-    after = scrape(base)
 
     def added(name, **labels):
         return total(after, name, **labels) - total(before, name, **labels)
+
+    # A request is counted once its answer has gone out, an instant after the client has it: scrape until all are.
+    deadline = time.monotonic() + 30
+    while True:
+        after = scrape(base)
+        counted = added("guidepost_requests_total", route="/process") + added("guidepost_requests_total", route="/readyz")
+        if counted >= 4 + sum(seen.values()) or time.monotonic() > deadline:
+            break
 
     # One worker saw only its own requests: only the shared files give every worker's.
     assert added("guidepost_requests_total", route="/readyz", status="200") == sum(seen.values())

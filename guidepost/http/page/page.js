@@ -18,6 +18,7 @@
     noKey: "This server needs an API key.",
     wrongKey: "The API key was not accepted.",
     broken: "Something went wrong on the server. Please try again.",
+    cutOff: "The answer was cut off. Please try again.",
     sending: "Sending the photo…",
     listening: "Listening for the answer…",
     done: "Done. Take another photo any time.",
@@ -220,6 +221,7 @@
     let warning = null;
     let sentences = 0;
     return {
+      finished: false,
       hazard(data) {
         if (!data.warning) return;
         warning = data.warning;
@@ -242,9 +244,11 @@
           }
         }
         setStatus(WORDS.done);
+        this.finished = true;
       },
       error(data) {
         fail((data.error && data.error.message) || WORDS.broken, lang);
+        this.finished = true;
       },
     };
   }
@@ -267,7 +271,10 @@
       const reader = answerReader(lang);
       if ((response.headers.get("Content-Type") || "").startsWith("text/event-stream")) {
         setStatus(WORDS.listening);
-        await readEvents(response, (name, data) => reader[name] && reader[name](data));
+        await readEvents(response, (name, data) => {
+          if (Object.hasOwn(reader, name) && typeof reader[name] === "function") reader[name](data);
+        });
+        if (!reader.finished) fail(WORDS.cutOff, lang); // the connection ended before `done`
       } else {
         // A server without streamed answers: the whole answer at once (a danger answer leads with the warning).
         const data = await response.json();
