@@ -33,7 +33,7 @@ class Metrics:
         # values live in the shared files and exposition() reads those instead.
         self.registry = registry = CollectorRegistry()
         self.requests = Counter("guidepost_requests", "HTTP requests answered, by route, method, status and error "
-                                "code ('ok' without an error).", ["route", "method", "status", "code"],
+                                "code ('none' without one).", ["route", "method", "status", "code"],
                                 registry=registry)
         self.refused = Counter("guidepost_requests_refused", "Requests refused with 503 (overloaded: the worker's "
                                "queue was full; not_ready: models loading).", ["code"], registry=registry)
