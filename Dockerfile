@@ -6,6 +6,10 @@ FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# nginx: the buffering front that the gunicorn master starts in front of its private socket (README: "Running it on
+# the internet"). It runs as the unprivileged user below, with every file in its own folder under /tmp.
+RUN apt-get update && apt-get install -y --no-install-recommends nginx && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 COPY requirements.txt .
 # torch first, pinned as in requirements.txt, so no later package swaps its build (its own layer: GBs, rarely changes).

@@ -8,7 +8,7 @@ PIP    := $(BIN)/python -m pip
 # torch goes in first, pinned as in requirements.txt, so no later package can swap its build.
 TORCH_PINS := $(shell grep -E '^torch(vision)?==' requirements.txt)
 
-.PHONY: venv serve test test-fast lock clean-cache
+.PHONY: venv front serve test test-fast lock clean-cache
 
 # The server alone: what `make serve` and the Docker image install.
 $(VENV)/.serve: requirements.txt pyproject.toml
@@ -25,13 +25,20 @@ $(VENV)/.all: $(VENV)/.serve
 
 venv: $(VENV)/.all
 
-serve: $(VENV)/.serve
+# nginx for the buffering front that gunicorn starts (GUIDEPOST_FRONT): installed from apt when root, else explained.
+front:
+	@sh scripts/ensure-nginx.sh
+
+serve: $(VENV)/.serve front
 	PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
+# The tests run the front whatever GUIDEPOST_FRONT says here.
 test: $(VENV)/.all
+	@sh scripts/ensure-nginx.sh --always
 	$(BIN)/python -m pytest
 
 test-fast: $(VENV)/.all
+	@sh scripts/ensure-nginx.sh --always
 	$(BIN)/python -m pytest -m "not e2e"
 
 # Re-pin every dependency from pyproject.toml (after changing a range there); commit both files.

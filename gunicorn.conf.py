@@ -3,10 +3,11 @@ import os
 
 from guidepost import metrics_files
 from guidepost.config import load_settings
+from guidepost.front import NginxFront
 
 _settings = load_settings()  # fails fast, before any worker starts, on a bad GUIDEPOST_* value
 
-bind = _settings.bind or f"0.0.0.0:{os.environ.get('PORT', '5000')}"
+_public = _settings.bind or f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 workers = _settings.workers
 # Threads let /healthz, /readyz and 503s answer while a generation runs; the VLM itself is serialised.
 worker_class = "gthread"
@@ -17,6 +18,19 @@ preload_app = False
 timeout = 120
 graceful_timeout = 30
 keepalive = 5
+
+_front = None
+if _settings.front:
+    # gthread reads headers and bodies in its request threads with no time limit: 8 clients sending a byte a
+    # second would hold every thread. nginx (started, watched and stopped by this master) reads each whole request
+    # first, with time and size limits, and hands gunicorn only complete ones on a private socket.
+    _front = NginxFront.for_settings(_settings, listen=_public, graceful_timeout_s=graceful_timeout)
+    bind = _front.bind
+    # nginx already bounds the request line and headers (8 KB each, 32 KB in all): gunicorn's tighter defaults
+    # would only answer what nginx let through with a plain-text 400.
+    limit_request_line, limit_request_field_size, limit_request_fields = 0, 0, 32768
+else:
+    bind = _public
 
 # One log format for gunicorn and the app's own loggers (guidepost.*), in the master and every worker.
 _FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
@@ -40,8 +54,22 @@ if not _settings.torch_threads:
 
 # Server hooks: each calls small functions, so that other start-up and shutdown steps compose here.
 def on_starting(server):
-    """Master, before any worker: the folder every worker writes its metrics to (GUIDEPOST_METRICS)."""
+    """Master, before any worker: the folder every worker writes its metrics to (GUIDEPOST_METRICS), the front."""
     server.guidepost_metrics = metrics_files.prepare(_settings.metrics)
+    if _front:
+        _front.on_starting(server)
+
+
+def when_ready(server):
+    """Master, once gunicorn listens: nginx starts in front of it."""
+    if _front:
+        _front.when_ready(server)
+
+
+def on_reload(server):
+    """Master, on SIGHUP: nginx reloads its configuration too."""
+    if _front:
+        _front.on_reload(server)
 
 
 def child_exit(server, worker):
@@ -50,5 +78,7 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    """Master, at shutdown: remove the temporary metrics folder."""
+    """Master, at shutdown: the temporary metrics folder goes, nginx stops (exit 1 if it had died)."""
     metrics_files.remove(getattr(server, "guidepost_metrics", None))
+    if _front:
+        _front.on_exit(server)

@@ -27,7 +27,6 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench import children  # noqa: E402
 from bench.architectures import (build_clip_vit_b_32, build_llava_qwen2_05b, build_smollm2_135m,  # noqa: E402
                                  build_smolvlm_256m, built)
 
@@ -208,16 +208,8 @@ JOBS = {"clip": job_clip, "export": job_export, "generate": job_generate}
 
 def run_child(job: str, args: dict) -> dict:
     """Run one job in a fresh interpreter and return its JSON result."""
-    started = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--child", job, json.dumps(args)], capture_output=True,
-                          text=True, cwd=ROOT, timeout=1800)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{job} {args} failed:\n{proc.stderr[-3000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
     label = args.get("backend") or args.get("weights")
-    print(f"  {job:8s} {Path(args['model']).name:26s} {label or '':18s} {result}  ({time.perf_counter() - started:.0f} s)",
-          flush=True)
-    return result
+    return children.run_child(__file__, job, args, f"{Path(args['model']).name:26s} {label or '':18s}")
 
 
 # ---------------------------------------------------------------- the run

@@ -203,7 +203,11 @@ def print_levels(result: dict) -> None:
               f"{_ms((level['first_event_ms'] or {}).get('p95'))} {_share(level['verdict']['share_within'], 7)} "
               f"{_ms((overhead['outside_models'] or {}).get('p50'), 19)}")
     if result["rss"]:
-        print(f"server RSS: start {result['rss']['start_mib']} MiB, peak {result['rss']['peak_mib']} MiB")
+        rss = result["rss"]
+        growth = rss["after_warmup"]
+        workers = ", ".join(f"{w['growth']:+.1%}" for w in growth["workers"].values())
+        print(f"server RSS: start {rss['start_mib']} MiB, peak {rss['peak_mib']} MiB, end {rss['end_mib']} MiB; after "
+              f"{growth['warmup']}: {growth['growth']:+.1%} (workers: {workers or '-'})")
 
 
 def print_ratios(comparison: dict) -> None:

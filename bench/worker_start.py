@@ -30,7 +30,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from guidepost_tools.loadtest.server import free_port  # noqa: E402
+from guidepost_tools.loadtest.server import free_port, is_gunicorn  # noqa: E402
 
 # Libraries only the tools need: a worker that maps one of their shared objects or files imported it.
 HEAVY = ("matplotlib", "nltk", "rouge_score", "kiwipiepy", "sklearn", "skimage", "guidepost_tools")
@@ -59,7 +59,8 @@ def start_once(root: Path, cache: Path) -> dict:
                 except requests.RequestException:
                     pass
                 time.sleep(0.02)
-        worker = psutil.Process(proc.pid).children()[0]
+        # The master's first child may be the front's nginx (started before the workers).
+        worker = next(c for c in psutil.Process(proc.pid).children() if is_gunicorn(c.cmdline()))
         result["worker_rss_mib"] = round(worker.memory_info().rss / 2**20, 1)
         mapped = " ".join(m.path for m in worker.memory_maps())
         result["heavy_modules"] = sorted(name for name in HEAVY if f"/{name}/" in mapped)

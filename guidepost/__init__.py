@@ -14,8 +14,8 @@ def create_app(config: dict | None = None) -> Flask:
     """Build the app: defaults → GUIDEPOST_* environment → `config` overrides. Models load on start() (see wsgi.py)."""
     settings = load_settings(config)
     app = Flask(__name__, static_folder=None)
-    # A base64 JSON body is 4/3 of the image; the image itself is checked against the limit after decoding.
-    app.config["MAX_CONTENT_LENGTH"] = int(settings.max_image_mb * 2**20 * 4 / 3) + 2**16
+    # The image itself is checked against the limit after decoding; the front refuses larger bodies first.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.ensure_ascii = False  # Korean answers stay readable in the JSON
     try:
         Guidepost(settings, app)

@@ -48,7 +48,7 @@ def export_openvino_command(preset: str, weights: str | None):
     det, vlm = deployment.preset.detector, deployment.preset.vlm
     sources = prepare_sources(deployment.preset, cache)
     for what, export in (("detector", lambda: export_clip(det, sources.detector, weights, cache)),
-                         ("VLM", lambda: export_vlm(vlm, sources.vlm, weights, cache))):
+                         ("VLM", lambda: export_vlm(vlm, sources.vlm, weights, cache, deployment.adapter))):
         started = time.perf_counter()
         try:
             folder, exported = export()

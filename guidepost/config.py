@@ -27,13 +27,20 @@ class Settings(BaseSettings):
     model_cache: Path = Field(PROJECT_ROOT / "model_cache", description="Where weights, tiny models and embeddings are cached.")
     device: str = Field("", description="Override the preset's device: auto, cpu, cuda or cuda:N.")
     dtype: Literal["", "auto", "float32", "bfloat16", "float16"] = Field("", description="Override the preset's dtype.")
-    backend: str = Field("", description="Override the preset's backend: torch or openvino.")
+    backend: str = Field("", description="Override the preset's backend: torch, openvino or openai.")
+    adapter: str = Field(
+        "", description="Override the preset's LoRA adapter: a name under <model cache>/adapters/, a folder, or none.")
     openvino_device: str = Field("", description="Override the preset's OpenVINO device: CPU, GPU, GPU.N or AUTO.")
     openvino_weights: Literal["", "fp32", "fp16", "int8", "int4"] = Field(
         "", description="Override the preset's OpenVINO weight format.")
     openvino_hint: Literal["", "LATENCY", "THROUGHPUT"] = Field("", description="Override the OpenVINO performance hint.")
     openvino_threads: int = Field(
         0, ge=0, description="OpenVINO inference threads per worker; 0: the preset's, else the torch thread share.")
+    upstream_url: str = Field(
+        "", description="Override the preset's vlm.upstream.url: the OpenAI-compatible server the openai backend uses.")
+    upstream_model: str = Field("", description="Override the preset's vlm.upstream.model: the model name it serves.")
+    upstream_api_key: str = Field(
+        "", repr=False, description="The upstream's API key (else the variable the preset's api_key_env names).")
     torch_threads: int = Field(0, ge=0, description="Torch intra-op threads per worker; 0 lets gunicorn.conf.py decide.")
     max_image_mb: float = Field(
         20.0, gt=0, description="Largest image in MB (413 above); a JSON body may be 4/3 of it for base64.")
@@ -53,7 +60,12 @@ class Settings(BaseSettings):
                     "(on the first request).")
     load_in_background: bool | None = Field(
         None, description="Deprecated: false means GUIDEPOST_LOAD=eager, true GUIDEPOST_LOAD=background.")
-    bind: str = Field("", description="gunicorn listen address; default 0.0.0.0:$PORT (PORT defaults to 5000).")
+    bind: str = Field("", description="The public listen address; default 0.0.0.0:$PORT (PORT defaults to 5000).")
+    front: bool = Field(
+        True, description="Put the buffering nginx front (started by the gunicorn master) on the public address; "
+                          "off: gunicorn listens there itself (only behind a proxy that buffers requests).")
+    front_max_per_ip: int = Field(
+        64, ge=0, description="Requests in progress per client address that the front admits (429 above); 0: no bound.")
     workers: int = Field(1, ge=1, description="gunicorn worker processes; each loads its own copy of the models.")
     threads: int = Field(8, ge=1, description="Request threads per worker; the VLM still runs one generation at a time.")
     max_queue: int = Field(
@@ -116,6 +128,17 @@ class Settings(BaseSettings):
             raise ValueError(f"GUIDEPOST_MAX_IN_FLIGHT={self.max_in_flight} must be at most "
                              f"GUIDEPOST_MAX_QUEUE={self.max_queue}: the VLM's requests are among those taken in")
         return self
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest request body: a base64 JSON body is 4/3 of the image, plus room for the other fields."""
+        return int(self.max_image_mb * 2**20 * 4 / 3) + 2**16
+
+    @property
+    def body_too_large_message(self) -> str:
+        """What a client whose body is over max_body_bytes is told (by the app, or by the front before it)."""
+        return (f"The request body is larger than {self.max_body_bytes / 2**20:.1f} MB; an image may be at most "
+                f"{self.max_image_mb:g} MB (GUIDEPOST_MAX_IMAGE_MB).")
 
     @property
     def api_key_set(self) -> frozenset[str]:

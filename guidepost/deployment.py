@@ -1,12 +1,14 @@
 """The preset with every GUIDEPOST_* override applied, resolved once at start-up."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SecretStr
 
+from .adapters import Adapter, resolve_adapter
 from .config import Settings
-from .presets import OpenVINOSpec, Preset, load_preset
+from .presets import OpenVINOSpec, Preset, UpstreamSpec, load_preset
 
 
 class Deployment(BaseModel):
@@ -19,8 +21,11 @@ class Deployment(BaseModel):
     device: str  # auto, cpu, cuda or cuda:N (torch backend)
     dtype: str  # auto, float32, bfloat16 or float16 (torch backend)
     openvino: OpenVINOSpec
+    upstream: UpstreamSpec  # the openai backend's server, model defaulting to the preset's vlm.id
+    upstream_api_key: SecretStr = SecretStr("")  # GUIDEPOST_UPSTREAM_API_KEY, else the variable api_key_env names
     torch_threads: int  # 0: torch's own default
     model_cache: Path
+    adapter: Adapter | None = None  # a LoRA adapter merged into the VLM at load
 
 
 def resolve_deployment(settings: Settings) -> Deployment:
@@ -31,6 +36,24 @@ def resolve_deployment(settings: Settings) -> Deployment:
                     # Without an explicit count, OpenVINO takes the worker's share of the cores like torch does.
                     "threads": settings.openvino_threads or preset.openvino.threads or settings.torch_threads}
     openvino = OpenVINOSpec(**{**preset.openvino.model_dump(), **{k: v for k, v in ov_overrides.items() if v}})
-    return Deployment(preset=preset, backend=settings.backend or preset.backend,
-                      device=settings.device or preset.device, dtype=settings.dtype or preset.dtype,
-                      openvino=openvino, torch_threads=settings.torch_threads, model_cache=settings.model_cache)
+    backend = settings.backend or preset.backend
+    upstream = _upstream(preset, settings, required=backend == "openai")
+    api_key = settings.upstream_api_key or (os.environ.get(upstream.api_key_env, "") if upstream.api_key_env else "")
+    # A missing adapter, or one trained for another base model, stops start-up here, before any model loads.
+    adapter = resolve_adapter(settings.adapter or preset.vlm.adapter or "", settings.model_cache, preset.vlm,
+                              preset.name)
+    return Deployment(preset=preset, backend=backend, device=settings.device or preset.device,
+                      dtype=settings.dtype or preset.dtype, openvino=openvino, upstream=upstream,
+                      upstream_api_key=api_key, torch_threads=settings.torch_threads,
+                      model_cache=settings.model_cache, adapter=adapter)
+
+
+def _upstream(preset: Preset, settings: Settings, *, required: bool) -> UpstreamSpec:
+    """The preset's vlm.upstream with GUIDEPOST_UPSTREAM_URL / _MODEL applied; ValueError when required but unset."""
+    spec = preset.vlm.upstream
+    overrides = {"url": settings.upstream_url, "model": settings.upstream_model or spec.model or preset.vlm.id}
+    upstream = UpstreamSpec(**{**spec.model_dump(), **{k: v for k, v in overrides.items() if v}})
+    if required and not upstream.url:
+        raise ValueError(f"the openai backend needs the upstream's URL: set GUIDEPOST_UPSTREAM_URL (e.g. "
+                         f"http://gpu-box:8000/v1) or vlm.upstream.url in preset '{preset.name}'")
+    return upstream

@@ -128,15 +128,19 @@ class Guidepost:
         self._loaded.set()
 
     def model_info(self) -> dict:
-        """Model ids and backend, as every /process answer reports them."""
+        """Model ids and backend (and the adapter's name when one is served), as every /process answer reports them."""
         pipeline = self.pipeline
-        return {"vlm": pipeline.vlm.name if pipeline else self.preset.vlm.id,
+        info = {"vlm": pipeline.vlm.name if pipeline else self.preset.vlm.id,
                 "detector": pipeline.detector.name if pipeline else self.preset.detector.arch,
                 "backend": self.deployment.backend}
+        if self.deployment.adapter is not None:  # which fine-tuned VLM answered (base vs tuned comparisons)
+            info["adapter"] = self.deployment.adapter.name
+        return info
 
     def runtime(self) -> dict:
         """Device, dtype, threads and backend settings: what is running, or what the preset asks for before loading."""
         if self.backend is not None:
             return self.backend.describe()
+        adapter = self.deployment.adapter
         return {"device": self.deployment.device, "dtype": self.deployment.dtype, "torch_threads": None,
-                "openvino": None}
+                "openvino": None, "adapter": adapter.describe() if adapter is not None else None}

@@ -21,9 +21,11 @@ INT4_GROUP_SIZE = 128
 _HEARTBEAT_S = 10.0
 
 
-def ir_folder(cache_dir: Path, model: str, revision: str | None, weights: str) -> Path:
-    """model_cache/openvino/<model>-<revision>-<weights>/, with the model id made a safe folder name."""
+def ir_folder(cache_dir: Path, model: str, revision: str | None, weights: str, adapter_hash: str | None = None) -> Path:
+    """model_cache/openvino/<model>-<revision>-<weights>[-lora-<hash>]/, the model id made a safe folder name."""
     name = f"{model.removeprefix('local-dir:')}-{revision or 'none'}-{weights}"
+    if adapter_hash:  # a merged adapter is another model: its own IR, keyed by the adapter's hash
+        name += f"-lora-{adapter_hash[:12]}"
     return Path(cache_dir) / "openvino" / re.sub(r"[^\w.-]+", "--", name).strip("-")
 
 

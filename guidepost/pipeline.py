@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from .admission import Admission
+from .container_codes import read_codes
 from .errors import InvalidField
 from .hazards import Assessment, Detection, Vocabulary
-from .prompts import PromptBook, sanitize_question
+from .prompts import PromptBook, template_values
 from .scene import SceneRequest, SceneResult
 from .speech import clean_for_speech, complete_sentences, split_sentences
 from .vlm import GenerationTimeout
@@ -95,9 +96,7 @@ class Pipeline:
         timings: dict[str, float] = {}
         with _timed(timings, "detect"):
             detections, source = self.detect(request)
-        assessment = Vocabulary.assess(detections)
-        kind = "danger" if assessment.danger else "safe"
-        values = self._template_values(detections, assessment, request)
+        assessment, kind, values = self._assess(request, detections)
         warning = self._detector_text("danger", values, request) if assessment.danger else None
         directions = {hazard.label: hazard.direction for hazard in assessment.hazards}
         yield Hazard(assessment.danger, assessment.labels, detections, directions, warning)
@@ -114,11 +113,30 @@ class Pipeline:
         elif warning and not _mentions(text, values["main_hazard"]):
             # The model described the scene or answered the question without the warning: lead with it.
             text = clean_for_speech(f"{warning} {text}", self.max_words)
+        codes = None
+        if request.task == "read":  # ISO 6346 container codes in what was read; a bad check digit is spoken
+            codes, notices = read_codes(text, lambda code: self.prompts.render(
+                request.task, request.lang, "check_digit_mismatch", code=code))
+            for notice in notices:
+                yield Sentence(notice)
+            text = " ".join([text, *notices])
         yield Done(SceneResult(
             result=text, danger=assessment.danger, hazards=assessment.labels, objects=detections,
             objects_source=source, prompt=kind, fallback=not spoken.text, reason=None if spoken.text else spoken.reason,
             truncated=spoken.truncated, directions=directions, finish_reason=spoken.finish_reason, usage=spoken.usage,
-            timings_ms=timings))
+            timings_ms=timings, codes=codes))
+
+    def prompt_for(self, request: SceneRequest, detections: list[Detection]) -> tuple[str, str]:
+        """(kind, prompt): the prompt the VLM gets for these detections, as stream() renders it (fine-tuning
+        trains on it)."""
+        _, kind, values = self._assess(request, detections)
+        return kind, self.prompts.render(request.task, request.lang, kind, **values)
+
+    def _assess(self, request: SceneRequest, detections: list[Detection]) -> tuple[Assessment, str, dict]:
+        """The danger decision, the prompt kind (danger or safe) and the templates' values."""
+        assessment = Vocabulary.assess(detections)
+        kind = "danger" if assessment.danger else "safe"
+        return assessment, kind, self._template_values(detections, assessment, request)
 
     def detect(self, request: SceneRequest) -> tuple[list[Detection], str]:
         """CLIP's labels for the scene, or the client's labels (CLIP skipped); with where they came from."""
@@ -144,7 +162,9 @@ class Pipeline:
             if time.monotonic() + self.vlm.expected_wait_s() >= deadline:
                 return _Spoken(reason="busy" if time.monotonic() < deadline else "timeout")
             with _timed(timings, "preprocess"), _model_failures():
-                inputs = self.vlm.preprocess(list(request.images), prompt)
+                # history only when there is one: a VLM without chat history keeps its two-argument preprocess
+                history = {"history": request.history} if request.history else {}
+                inputs = self.vlm.preprocess(list(request.images), prompt, **history)
             with _timed(timings, "generate"):
                 spoken = yield from self._generate(request, inputs, deadline, should_stop)
             return spoken
@@ -158,20 +178,25 @@ class Pipeline:
             self.vlm_slots.release()
 
     def _generate(self, request: SceneRequest, inputs, deadline: float, should_stop):
+        # A client's max_tokens may shorten the answer, never lengthen it past the preset's.
+        budget = min(request.max_new_tokens, self.vlm.spec.max_new_tokens) if request.max_new_tokens else None
         with _model_failures():
-            generation = self.vlm.stream(inputs, deadline=deadline, should_stop=should_stop, poll_s=self.keepalive_s)
+            generation = self.vlm.stream(inputs, deadline=deadline, max_new_tokens=budget, should_stop=should_stop,
+                                         poll_s=self.keepalive_s)
         sentences: list[str] = []
         try:
             for text in _guarded(generation):
                 if text is None:
                     yield KeepAlive()
                     continue
+                text, stopped = _until_stop(text, request.stop)
                 done, enough = complete_sentences(text, self.max_words)
                 for sentence in done[len(sentences):]:
                     yield Sentence(sentence)
                 sentences = done
-                if enough:
-                    generation.stop("enough")  # no later sentence fits the word cap: free the model now
+                if enough or stopped:
+                    # No later sentence fits the word cap, or a stop string came: free the model now.
+                    generation.stop("enough" if enough else "stop")
         except ModelFailed:
             if not sentences:
                 raise
@@ -191,7 +216,7 @@ class Pipeline:
             # Cut mid-sentence: keep what was finished, say so.
             text = " ".join(sentences)
             return _Spoken(text, None if text else "timeout", bool(text), generation.stopped_by, usage)
-        text = clean_for_speech(generation.text, self.max_words)
+        text = clean_for_speech(_until_stop(generation.text, request.stop)[0], self.max_words)
         for sentence in split_sentences(text)[len(sentences):]:
             yield Sentence(sentence)  # the last sentence, finished by the end of the answer
         if not text:
@@ -219,12 +244,11 @@ class Pipeline:
                         type(exc).__name__, exc)
 
     def _template_values(self, detections: list[Detection], assessment: Assessment, request: SceneRequest) -> dict:
-        spoken_hazards = [hazard.spoken(request.lang) for hazard in assessment.hazards]
+        # Only vocabulary names reach the instructions; client labels it does not know only as quoted data.
+        values = template_values(detections, assessment.hazards, request.lang, request.text, self.max_question_chars)
         direction = assessment.hazards[0].direction if assessment.hazards else None
-        return {"objects": [detection.spoken(request.lang) for detection in detections], "hazards": spoken_hazards,
-                "main_hazard": spoken_hazards[0] if spoken_hazards else "", "direction": direction,
-                "where": self.prompts.render(request.task, request.lang, "where", direction=direction),
-                "question": sanitize_question(request.text, self.max_question_chars)}
+        return {**values, "direction": direction,
+                "where": self.prompts.render(request.task, request.lang, "where", direction=direction)}
 
     def _detector_text(self, kind: str, values: dict, request: SceneRequest) -> str:
         """The detector's own sentence: the warning for a hazard, else what was seen (or that nothing was)."""
@@ -257,6 +281,12 @@ def _guarded(generation):
             except StopIteration:
                 return
         yield item
+
+
+def _until_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
+    """The text before the first of the client's stop strings, and whether one was found."""
+    cut = min((index for index in (text.find(s) for s in stop if s) if index >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
 
 
 def _mentions(text: str, name: str) -> bool:

@@ -41,6 +41,59 @@ class DetectorSpec(_Strict):
         return self
 
 
+class UpstreamSpec(_Strict):
+    """An OpenAI-compatible server that generates for the `openai` backend (vLLM, Ollama, OVMS, another Guidepost)."""
+
+    url: str = Field("", description="the base URL an OpenAI SDK takes, e.g. http://gpu-box:8000/v1 "
+                                     "(GUIDEPOST_UPSTREAM_URL overrides)")
+    model: str = Field("", description="the model name the upstream serves (GUIDEPOST_UPSTREAM_MODEL); default: vlm.id")
+    api_key_env: str = Field("", description="environment variable holding the upstream's API key "
+                                             "(GUIDEPOST_UPSTREAM_API_KEY wins when set)")
+    timeout_s: float = Field(5.0, gt=0, description="connect and /v1/models timeout; a generation is bounded by "
+                                                    "each request's deadline")
+    check_s: float = Field(5.0, gt=0, description="seconds between readiness checks of the upstream (/v1/models)")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not re.match(r"https?://[^/\s]+", value):
+            raise ValueError("use an http:// or https:// base URL, e.g. http://gpu-box:8000/v1")
+        return value
+
+
+class BatchSpec(_Strict):
+    """How requests that reach a busy VLM are generated together (one forward per step for the whole batch)."""
+
+    max_size: int = Field(1, ge=1, le=64, description="most requests generated together; 1: one at a time")
+    window_ms: float = Field(0.0, ge=0, le=1000, description="how long the first request waits for others to "
+                                                              "join its batch; 0: only those already waiting")
+
+
+# The language model's attention and MLP projections in every shipped family (LLaVA, Qwen2.5-VL and DeepSeek-VL
+# call it language_model, Idefics3/SmolVLM text_model); the vision tower and projector stay frozen.
+LORA_TARGETS = (r".*\.(language_model|text_model)\.layers\.\d+\."
+                r"(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)")
+
+
+class LoRASpec(_Strict):
+    """LoRA defaults for `flask finetune train` on this preset's VLM (each has a command-line override)."""
+
+    r: int = Field(16, ge=1, le=512, description="rank of the update matrices")
+    alpha: int = Field(32, ge=1, description="scale: the update is multiplied by alpha / r")
+    dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the LoRA input")
+    target_modules: str = Field(LORA_TARGETS, description="regex (full match) over module names that get LoRA")
+
+    @field_validator("target_modules")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+
 class VLMSpec(_Strict):
     """The vision-language model: a Hugging Face id (or local folder) and generation defaults."""
 
@@ -50,6 +103,10 @@ class VLMSpec(_Strict):
     max_new_tokens: int = Field(64, ge=1, le=1024)
     processor_kwargs: dict = Field(default_factory=dict, description="extra AutoProcessor.from_pretrained arguments")
     generate_kwargs: dict = Field(default_factory=dict, description="extra generate() arguments")
+    upstream: UpstreamSpec = UpstreamSpec()  # used by the openai backend only
+    batch: BatchSpec = BatchSpec()
+    adapter: str | None = Field(None, description="LoRA adapter: a name under <model cache>/adapters/ or a folder")
+    lora: LoRASpec = LoRASpec()
 
     @model_validator(mode="after")
     def _tiny_known(self):

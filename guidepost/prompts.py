@@ -8,17 +8,25 @@ from pathlib import Path
 import jinja2
 import yaml
 
+from .hazards import Detection
+
 # Every language file of every task must define these templates.
 REQUIRED = ("danger", "safe", "fallback_danger", "fallback_safe", "fallback_nothing", "where")
+# ...and a task's own templates: `read` speaks a notice when a container code's check digit does not match.
+TASK_REQUIRED = {"read": ("check_digit_mismatch",)}
 
 
 # Plain-text chat formats (LLaVA-1.5, DeepSeek-VL) mark turns with "USER:" / "ASSISTANT:".
 _ROLE_MARKER = re.compile(r"\b(?:system|user|assistant|human|gpt|model)\s*:", re.IGNORECASE)
 _QUOTES = str.maketrans({c: "'" for c in '"“”„‟«»〝〞「」『』'})
 
+# Client labels the vocabulary does not know reach a prompt only as quoted data: this many, this long, at most.
+MAX_UNKNOWN_LABELS = 5
+MAX_UNKNOWN_LABEL_CHARS = 32
+
 # Values used to render every template once at load, so a broken template fails start-up, not requests.
 _SAMPLE = {"main_hazard": "car", "hazards": ["car", "dog"], "objects": ["car", "dog", "tree"], "question": "what?",
-           "direction": "left", "where": "on your left"}
+           "direction": "left", "where": "on your left", "unknown": ["mailbox"], "code": "CSQU3054383"}
 
 
 def sanitize_question(text: str | None, max_chars: int = 500) -> str:
@@ -32,6 +40,25 @@ def sanitize_question(text: str | None, max_chars: int = 500) -> str:
     text = text.replace("{", "(").replace("}", ")").translate(_QUOTES)
     text = re.sub(r"\s+", " ", text).strip()
     return text[:max_chars]
+
+
+def template_values(detections: list[Detection], hazards: list[Detection], lang: str, question: str | None,
+                    max_question_chars: int = 500) -> dict:
+    """What a template may say: vocabulary names in the instructions; the question and unknown labels as data."""
+    spoken_hazards = [hazard.spoken(lang) for hazard in hazards]
+    return {"objects": [d.spoken(lang) for d in detections if d.entry is not None], "hazards": spoken_hazards,
+            "main_hazard": spoken_hazards[0] if spoken_hazards else "",
+            "question": sanitize_question(question, max_question_chars), "unknown": unknown_labels(detections)}
+
+
+def unknown_labels(detections: list[Detection]) -> list[str]:
+    """Client labels outside the vocabulary, made safe to quote (as a question is), short, and few."""
+    labels: list[str] = []
+    for detection in detections:
+        label = sanitize_question(detection.label, MAX_UNKNOWN_LABEL_CHARS) if detection.entry is None else ""
+        if label and label not in labels:
+            labels.append(label)
+    return labels[:MAX_UNKNOWN_LABELS]
 
 
 class PromptBook:
@@ -49,9 +76,11 @@ class PromptBook:
         templates = {}
         for path in sorted(folder.glob("*/*.yaml")):
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            missing = [name for name in REQUIRED if name not in data]
+            required = REQUIRED + TASK_REQUIRED.get(path.parent.name, ())
+            missing = [name for name in required if name not in data]
             if missing:
-                raise ValueError(f"{path}: missing templates {missing}; every language file needs {list(REQUIRED)}")
+                raise ValueError(f"{path}: missing templates {missing}; every language file of task "
+                                 f"'{path.parent.name}' needs {list(required)}")
             compiled = {}
             for name, source in data.items():
                 try:

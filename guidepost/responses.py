@@ -15,7 +15,7 @@ def encode_response(request: SceneRequest, result: SceneResult, model: dict, sta
                "total": round((time.perf_counter() - started) * 1000, 2)}
     if first_event_ms is not None:
         timings["first_event"] = first_event_ms
-    return {
+    body = {
         "result": result.result,
         "danger": result.danger,
         "hazards": result.hazards,
@@ -30,6 +30,9 @@ def encode_response(request: SceneRequest, result: SceneResult, model: dict, sta
         "timings_ms": timings,
         "request_id": request.request_id,
     }
+    if result.codes is not None:  # read requests only
+        body["codes"] = result.codes
+    return body
 
 
 def encode_objects(objects: list[Detection]) -> list[dict]:

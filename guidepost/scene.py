@@ -40,6 +40,10 @@ class SceneRequest:
     deadline_ms: int | None = None  # the client's deadline from arrival; None: the preset's
     request_id: str = "-"
     decode_ms: float = 0.0
+    # Set by the OpenAI-compatible endpoint only: earlier chat turns (role, text), a cap on new tokens, stop strings.
+    history: tuple[tuple[str, str], ...] = ()
+    max_new_tokens: int | None = None  # None: the preset's
+    stop: tuple[str, ...] = ()
     received: float = field(default_factory=time.monotonic)  # time.monotonic() when the request arrived
 
     @property
@@ -65,6 +69,7 @@ class SceneResult:
     finish_reason: str | None = None  # how generation ended: eos, length, deadline, cancelled, enough (word cap)
     usage: dict[str, int] = field(default_factory=dict)  # prompt_tokens, completion_tokens when the VLM ran
     timings_ms: dict[str, float] = field(default_factory=dict)
+    codes: list[dict] | None = None  # task "read" only: ISO 6346 container codes (guidepost/container_codes.py)
 
 
 class SceneFields(BaseModel):

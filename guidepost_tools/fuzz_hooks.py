@@ -26,6 +26,10 @@ _PNGS = [_png("chelsea")]
 schemathesis.openapi.media_type("image/jpeg", st.sampled_from(_JPEGS))
 schemathesis.openapi.media_type("image/png", st.sampled_from(_PNGS))
 schemathesis.openapi.format("image-base64", st.sampled_from([base64.b64encode(data).decode() for data in _JPEGS + _PNGS]))
+# OpenAI chat image parts: data URLs.
+schemathesis.openapi.format("image-data-url", st.sampled_from(
+    [f"data:image/jpeg;base64,{base64.b64encode(data).decode()}" for data in _JPEGS]
+    + [f"data:image/png;base64,{base64.b64encode(data).decode()}" for data in _PNGS]))
 
 # A deadline shorter than a worker's detector needs is a 422 by design: /info limits.min_deadline_ms, measured by
 # each worker at start-up, which no schema can state. Schema-valid deadlines below this floor are raised to it.
@@ -40,11 +44,32 @@ def _raised(value):
     return value
 
 
+# A chat's photo must be in its LAST user message, which no schema can state: a schema-valid chat body gets one more
+# user message holding a photo, so valid requests reach the models instead of a 400 missing_image.
+_PHOTO_MESSAGE = {"role": "user", "content": [
+    {"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{base64.b64encode(_JPEGS[0]).decode()}"}}]}
+
+
+def _valid_body(case) -> bool:
+    from schemathesis import GenerationMode
+    from schemathesis.core.parameters import ParameterLocation
+
+    body = case.meta.components.get(ParameterLocation.BODY) if case.meta else None
+    return body is not None and body.mode == GenerationMode.POSITIVE
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
-    """Raise a too-short deadline (body field or X-Deadline-Ms header) to the floor, in every phase."""
+    """Raise a too-short deadline (body field or X-Deadline-Ms header) to the floor, in every phase; put the photo
+    last in a valid chat body."""
+    if case.operation.path == "/v1/chat/completions" and isinstance(case.body, dict) and _valid_body(case) \
+            and isinstance(case.body.get("messages"), list):
+        case.body = {**case.body, "messages": [*case.body["messages"], _PHOTO_MESSAGE]}
     if isinstance(case.body, dict) and "deadline_ms" in case.body:
         case.body = {**case.body, "deadline_ms": _raised(case.body["deadline_ms"])}
+    options = case.body.get("guidepost") if isinstance(case.body, dict) else None
+    if isinstance(options, dict) and "deadline_ms" in options:  # /v1/chat/completions carries it here
+        case.body = {**case.body, "guidepost": {**options, "deadline_ms": _raised(options["deadline_ms"])}}
     if case.headers and "X-Deadline-Ms" in case.headers:
         case.headers = {**case.headers, "X-Deadline-Ms": _raised(case.headers["X-Deadline-Ms"])}
 

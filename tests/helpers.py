@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from guidepost.presets import VLMSpec
-from guidepost.vlm.base import VLM
+from guidepost.vlm.base import VLM, Prepared
 
 
 def encode(image: Image.Image, fmt: str = "JPEG", **save_args) -> bytes:
@@ -66,14 +66,16 @@ class FakeVLM(VLM):
         """Called before each token is produced (the generation thread); tests block here to hold the model."""
 
     def preprocess(self, images, prompt):
-        return {"input_ids": torch.zeros(1, 3, dtype=torch.long), "images": images, "prompt": prompt}
+        return Prepared(images, prompt, {"input_ids": torch.zeros(1, 3, dtype=torch.long), "images": images,
+                                         "prompt": prompt})
 
     def forward(self, inputs, *, max_new_tokens, stopping, streamer=None):
         self.words = self.answer(inputs).split()
         streamer.put(inputs["input_ids"])  # the prompt, as generate() does first
         ids = torch.zeros(1, 1, dtype=torch.long)
+        request = stopping.generations[0].stopping  # one request at a time here: its deadline and stop hook
         for index in range(min(len(self.words), max_new_tokens)):
-            self.before_token(index, stopping)
+            self.before_token(index, request)
             streamer.put(torch.tensor([index]))
             if stopping(ids, None).all():
                 break

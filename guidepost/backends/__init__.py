@@ -12,6 +12,7 @@ from .base import Backend
 BACKENDS = {
     "torch": "guidepost.backends.torch_backend:TorchBackend",
     "openvino": "guidepost.backends.openvino_backend:OpenVINOBackend",
+    "openai": "guidepost.backends.openai_backend:OpenAIBackend",
 }
 
 

@@ -31,6 +31,16 @@ class Backend(ABC):
     def describe(self) -> dict:
         """Where and how the models run, for /info: device, dtype, and the backend's own settings."""
 
+    def health(self) -> dict | None:
+        """The state of a service outside this process the models depend on, for /readyz (None: there is none);
+        its "ready" key says whether requests can be served as configured."""
+        return None
+
+    def adapter_info(self) -> dict | None:
+        """The LoRA adapter merged into the VLM (name, folder, hash, manifest), for /info; None without one."""
+        adapter = self.deployment.adapter
+        return adapter.describe() if adapter is not None else None
+
     def load_hint(self, what: str, source: str, exc: Exception) -> str:
         """What to tell an operator when a model failed to load: the error, then how to get weights here."""
         return (f"could not load the {what} '{source}': {type(exc).__name__}: {str(exc).rstrip('. ')}. If this "

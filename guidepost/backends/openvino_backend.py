@@ -25,13 +25,13 @@ class OpenVINOBackend(Backend):
         return load_openvino_detector(spec, source, vocabulary, self.spec, self.properties, self.cache)
 
     def load_vlm(self, spec, source):
-        """OVModelForVisualCausalLM from the exported IR."""
-        return OpenVINOVLM.load(spec, source, self.spec, self.properties, self.cache)
+        """OVModelForVisualCausalLM from the exported IR (the adapter merged before the export)."""
+        return OpenVINOVLM.load(spec, source, self.spec, self.properties, self.cache, self.deployment.adapter)
 
     def describe(self) -> dict:
-        """OpenVINO device and weight format, the torch threads preprocessing uses, and the OpenVINO settings."""
+        """OpenVINO device and weight format, the torch threads preprocessing uses, the OpenVINO settings, the adapter."""
         return {"device": self.spec.device, "dtype": self.spec.weights, "torch_threads": torch.get_num_threads(),
-                "openvino": self.spec.model_dump()}
+                "openvino": self.spec.model_dump(), "adapter": self.adapter_info()}
 
     def load_hint(self, what, source, exc):
         """An unsupported model family is its own answer; anything else gets the download hint."""

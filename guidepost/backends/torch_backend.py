@@ -26,9 +26,10 @@ class TorchBackend(Backend):
 
     def load_vlm(self, spec, source):
         """AutoModelForImageTextToText and AutoProcessor through from_pretrained."""
-        return TorchVLM.load(spec, source, device=self.device, dtype=self.dtype, cache_dir=self.cache)
+        return TorchVLM.load(spec, source, device=self.device, dtype=self.dtype, cache_dir=self.cache,
+                             adapter=self.deployment.adapter)
 
     def describe(self) -> dict:
-        """Device, dtype and torch threads."""
+        """Device, dtype, torch threads and the adapter."""
         return {"device": str(self.device), "dtype": str(self.dtype).removeprefix("torch."),
-                "torch_threads": torch.get_num_threads(), "openvino": None}
+                "torch_threads": torch.get_num_threads(), "openvino": None, "adapter": self.adapter_info()}

@@ -5,14 +5,19 @@ from flask import Flask
 
 from . import openapi, page
 from .api import bp
+from .body import drain_unread_body
 from .errors import register_error_handlers
 from .metrics import register_metrics
+from .openai_api import bp as openai_bp
 
 
 def register_http(app: Flask) -> None:
-    """Attach the endpoints, the phone page, the OpenAPI description, the metrics and the error handlers."""
+    """Attach the endpoints (Guidepost's own and the OpenAI-compatible /v1/*), the phone page, the OpenAPI
+    description, the metrics and the error handlers."""
     register_error_handlers(app)
     register_metrics(app)
     app.register_blueprint(bp)
+    app.register_blueprint(openai_bp)
     app.register_blueprint(page.bp)
     app.register_blueprint(openapi.bp)
+    app.after_request(drain_unread_body)

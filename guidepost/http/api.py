@@ -1,24 +1,25 @@
 """The HTTP endpoints: /process, /healthz, /readyz, /info. Decode → pipeline → encode, nothing else."""
 from __future__ import annotations
 
-import hmac
 from contextlib import closing
 import os
 import platform
 import time
 
-from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from flask import Blueprint, current_app, jsonify, request
 
-from ..errors import NotReady, Unauthorized
+from ..errors import NotReady
 from ..extension import Guidepost
 from ..pipeline import Done
 from ..presets import available_presets
 from ..responses import encode_response
 from ..versions import version
+from .auth import check_api_key
 from .decode import decode_request
 from .disconnect import client_gone
 from .errors import error_body, request_id
 from .metrics import record_answer, watch_first_event
+from .slot import Slot
 from .sse import sse_answer
 
 bp = Blueprint("api", __name__)
@@ -39,13 +40,20 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Readiness: 200 once every model of this worker is loaded, 503 before (or after a failed load)."""
+    """Readiness: 200 once every model of this worker is loaded (and the upstream, if any, serves the model at its
+    last check), 503 before (or after a failed load)."""
     ext = guidepost()
     body = {"status": ext.state, "preset": ext.preset.name, "worker": os.getpid()}
     if ext.error:
         body["error"] = ext.error
+    upstream = ext.backend.health() if ext.backend is not None else None
+    if upstream is not None:
+        body["upstream"] = upstream
+    ready = ext.ready and (upstream is None or upstream["ready"])
+    if ext.ready and not ready:
+        body["status"] = "upstream_not_ready"
     response = jsonify(body)
-    if not ext.ready:
+    if not ready:
         response.status_code = 503
         response.headers["Retry-After"] = "5"
     return response
@@ -77,14 +85,8 @@ def process():
     """Photo (+ optional question and client objects) → hazard-first spoken answer, as JSON or as events."""
     started, received = time.perf_counter(), time.monotonic()
     check_api_key()
-    ext = guidepost()
-    if not ext.ready:
-        message = ("Models are still loading; retry shortly." if ext.state == "loading"
-                   else "Models failed to load; see /readyz for the reason.")
-        raise NotReady(message, retry_after=5)
-    ext.admission.take()  # before parsing: refusing costs little
-    release = ext.admission.release
-    try:
+    ext = ready_guidepost()
+    with Slot(ext.admission) as slot:  # before parsing: refusing costs little
         scene, streamed = decode_request(request, ext.limits, request_id(), received)
         events = ext.pipeline.stream(scene, should_stop=client_gone(request.environ))
         hazard = next(events)  # a client mistake (a deadline too short) is still a plain 4xx answer here
@@ -96,36 +98,15 @@ def process():
         if not streamed:
             with closing(events):
                 return jsonify(encode_done(next(item for item in events if isinstance(item, Done))))
-        body = watch_first_event(sse_answer(hazard, events, started=started, encode_done=encode_done,
-                                            request_id=scene.request_id, error_body=error_body), started)
-        response = Response(stream_with_context(body), mimetype="text/event-stream",
-                            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        response.call_on_close(release)  # the slot is held while the answer streams
-        release = None
-        return response
-    finally:
-        if release is not None:
-            release()
+        return slot.stream(watch_first_event(sse_answer(hazard, events, started=started, encode_done=encode_done,
+                                                        request_id=scene.request_id, error_body=error_body), started))
 
 
-@bp.after_app_request
-def _drain_unread_body(response):
-    """Read a body nobody parsed (a request refused early: 401, 404, 503), so its connection stays usable."""
-    # gunicorn keeps a connection alive only when at most 64 KiB of the body was left unread; past that it closes
-    # it after announcing keep-alive (the client's next request on it fails) and lingers up to 2 s draining it.
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
-    if request.content_length and (limit is None or request.content_length <= limit):
-        stream = request.stream
-        while stream.read(2**16):
-            pass
-    return response
-
-
-def check_api_key() -> None:
-    """Unauthorized unless API keys are off or the request carries one (X-API-Key or Authorization: Bearer)."""
-    keys = guidepost().settings.api_key_set
-    if not keys:
-        return
-    given = request.headers.get("X-API-Key") or request.headers.get("Authorization", "").removeprefix("Bearer ")
-    if not any(hmac.compare_digest(given.strip().encode(), key.encode()) for key in keys):
-        raise Unauthorized("Missing or wrong API key: send it as X-API-Key or Authorization: Bearer.")
+def ready_guidepost() -> Guidepost:
+    """This app's extension once its models are loaded; NotReady (with Retry-After) while loading or after a failure."""
+    ext = guidepost()
+    if not ext.ready:
+        message = ("Models are still loading; retry shortly." if ext.state == "loading"
+                   else "Models failed to load; see /readyz for the reason.")
+        raise NotReady(message, retry_after=5)
+    return ext

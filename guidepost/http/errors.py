@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..errors import (GuidepostError, ImageRejected, InvalidField, MalformedRequest, NotReady, Overloaded, TooLarge,
                       Unauthorized, UnsupportedImage, UnsupportedMediaType)
+from .body import body_over_limit
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +73,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         message = exc.description or exc.name
-        limit = app.config.get("MAX_CONTENT_LENGTH")
         if exc.code == 413:
-            if request.content_length and limit and request.content_length > limit:
-                message = f"Request body is larger than the {limit / 2**20:.1f} MB limit (GUIDEPOST_MAX_IMAGE_MB)."
+            if body_over_limit():  # Content-Length or chunked: the same words as the front's 413
+                message = app.extensions["guidepost"].settings.body_too_large_message
             else:  # werkzeug's per-field and part-count limits for multipart forms
                 message = "A form field is too large or the form has too many parts; send one image and short fields."
         headers = {"Allow": ", ".join(exc.valid_methods)} if getattr(exc, "valid_methods", None) else None

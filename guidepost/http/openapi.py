@@ -60,7 +60,21 @@ def describe(app: Flask) -> dict:
         objects.update(maxItems=limits.max_objects)
         objects["items"]["maxLength"] = MAX_LABEL_CHARS
     body["image"]["oneOf"][1]["maxItems"] = limits.max_images
+    if "/v1/chat/completions" in spec["paths"]:
+        _describe_chat(schemas, fields, app)
     return spec
+
+
+def _describe_chat(schemas: dict, fields: dict, app: Flask) -> None:
+    """The chat request's model names and its `guidepost` object (/process's fields but text and stream)."""
+    from .openai_api import model_names  # the /v1 blueprint's own list, which needs an app context
+
+    with app.app_context():
+        schemas["ChatRequest"]["properties"]["model"]["enum"] = model_names()
+    extra = {name: {"anyOf": [field, {"type": "null"}]} for name, field in copy.deepcopy(fields).items()
+             if name != "text"}
+    extra["objects"] = copy.deepcopy(schemas["ProcessJson"]["properties"]["objects"])
+    schemas["ChatRequest"]["properties"]["guidepost"]["properties"] = extra
 
 
 @bp.get("/openapi.json")

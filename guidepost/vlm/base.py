@@ -1,10 +1,19 @@
-"""The backend-neutral VLM: preprocess → forward → postprocess, one generation at a time, a deadline and a stop hook."""
+"""The backend-neutral VLM: one generation thread per model, requests batched, each with its deadline and stop hook.
+
+Request threads call preprocess() (overlapping whatever the model is doing), then stream(), which queues the request
+and returns a Generation to iterate. The model's own thread takes the queued requests — one, or up to the preset's
+batch size, gathered within its collection window — and generates for them together, one forward per step; each
+request leaves the batch as soon as it is done (its deadline, its client gone, its word cap, its token budget) while
+the others go on.
+"""
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 
 import torch
 from PIL import Image
@@ -15,8 +24,29 @@ from ..presets import VLMSpec
 from . import GenerationTimeout
 
 
-class StopWhen(StoppingCriteria):
-    """Stops a generation at a deadline (time.monotonic), when should_stop() says so, or on stop(); checked every token."""
+@dataclass
+class Prepared(Mapping):
+    """One request's VLM inputs: its images and prompt, and what the processor made of them alone (a read-only
+    mapping of those tensors, so `model.generate(**prepared)` and `dict(prepared)` work as on a BatchFeature)."""
+
+    images: list[Image.Image]
+    prompt: str
+    inputs: object  # the processor's BatchFeature for this request alone, on the model's device
+    history: tuple[tuple[str, str], ...] = ()  # earlier (role, text) turns of a chat (the OpenAI-compatible API)
+
+    def __getitem__(self, key):
+        return self.inputs[key]
+
+    def __iter__(self):
+        return iter(self.inputs.keys())
+
+    def __len__(self) -> int:
+        return len(self.inputs.keys())
+
+
+class StopWhen:
+    """When one request's generation must end: its deadline (time.monotonic), should_stop() (its client gone), or
+    stop(reason); checked every token."""
 
     def __init__(self, deadline: float, should_stop: Callable[[], bool] | None = None):
         self.deadline = deadline
@@ -29,92 +59,144 @@ class StopWhen(StoppingCriteria):
         self.reason = self.reason or reason
         self.stopped.set()
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+    def check(self) -> bool:
+        """Whether the generation must end now."""
         if self.reason is None and time.monotonic() >= self.deadline:
             self.stop("deadline")
         if self.reason is None and self.should_stop is not None and self.should_stop():
             self.stop("cancelled")
-        return torch.full((input_ids.shape[0],), self.reason is not None, dtype=torch.bool, device=input_ids.device)
-
-
-class _TokenQueue(BaseStreamer):
-    """generate()'s streamer: hands new token ids to the consumer; decoding happens there, under the processor lock."""
-
-    def __init__(self):
-        self.queue: queue.Queue = queue.Queue()
-        self._prompt_seen = False
-
-    def put(self, value) -> None:
-        if not self._prompt_seen:  # generate() first puts the prompt's ids
-            self._prompt_seen = True
-            return
-        self.queue.put(value.reshape(-1).tolist())
-
-    def end(self) -> None:
-        self.queue.put(None)
+        return self.reason is not None
 
 
 class Generation:
-    """A generation running on its own thread: iterate for the text so far, each time it grows (None while
-    nothing arrived within poll_s).
+    """One request's generation: iterate for the text so far, each time it grows (None while nothing arrived within
+    poll_s). Afterwards: `text`, `prompt_tokens`, `new_tokens` and `stopped_by` (eos, length, deadline, cancelled
+    or the reason given to stop()). close() ends it within one token."""
 
-    Afterwards: `text`, `prompt_tokens`, `new_tokens` and `stopped_by` (eos, length, deadline, cancelled or the
-    reason given to stop()). close() ends it within one token and waits for the thread.
-    """
-
-    def __init__(self, vlm: "VLM", inputs, *, max_new_tokens: int, stopping: StopWhen, poll_s: float | None):
-        self.vlm, self.stopping, self.poll_s, self.max_new_tokens = vlm, stopping, poll_s, max_new_tokens
-        self.prompt_tokens = int(inputs["input_ids"].shape[-1])
+    def __init__(self, vlm: "VLM", prepared: Prepared, *, max_new_tokens: int, stopping: StopWhen,
+                 poll_s: float | None):
+        self.vlm, self.prepared, self.stopping, self.poll_s = vlm, prepared, stopping, poll_s
+        self.max_new_tokens = max_new_tokens
+        self.prompt_tokens = int(prepared.inputs["input_ids"].shape[-1])
         self.tokens: list[int] = []
         self.text = ""
         self.stopped_by: str | None = None
-        self._stream = _TokenQueue()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(inputs,), name="guidepost-generate", daemon=True)
-        self._thread.start()
+        self.queue: queue.Queue = queue.Queue()  # token ids from the model's thread; None: done; an exception
+        self.state = "queued"  # queued → running → done, or abandoned (its deadline passed while queued)
+        self._state_lock = threading.Lock()
+        self._ended = threading.Event()
+        self._counted = 0  # tokens delivered by the model's thread
 
     @property
     def new_tokens(self) -> int:
-        """How many tokens the model generated."""
+        """How many tokens the model generated for this request."""
         return len(self.tokens)
 
-    def _run(self, inputs) -> None:
-        started = time.monotonic()
-        try:
-            self.vlm.forward(inputs, max_new_tokens=self.max_new_tokens, stopping=self.stopping, streamer=self._stream)
-        except BaseException as exc:  # handed to the consumer, which decides what a failure means
-            self._error = exc
-            self._stream.end()
-        finally:
-            self.vlm._generation_done(time.monotonic() - started)
+    def claim(self) -> bool:
+        """The model's thread takes this request into a batch, unless it was abandoned."""
+        with self._state_lock:
+            if self.state != "queued":
+                return False
+            self.state = "running"
+            return True
+
+    def finished_generating(self) -> bool:
+        """Whether this request needs no more tokens (checked by the model's thread every step)."""
+        return self._ended.is_set() or self.stopping.check() or self._counted >= self.max_new_tokens
+
+    def deliver(self, token: int) -> None:
+        """One new token from the model's thread."""
+        self._counted += 1
+        self.queue.put([token])
+
+    def end(self, error: BaseException | None = None) -> None:
+        """No more tokens (the model's thread): the request leaves the batch."""
+        if not self._ended.is_set():
+            self._ended.set()
+            self.queue.put(error)
 
     def __iter__(self) -> Iterator[str | None]:
         while True:
             try:
-                ids = self._stream.queue.get(timeout=self.poll_s)
+                item = self.queue.get(timeout=self._wait_s())
             except queue.Empty:
+                if self._abandon_if_late():
+                    raise GenerationTimeout("the VLM stayed busy until the deadline") from None
                 yield None  # nothing new yet: the caller may send a keep-alive
                 continue
-            if ids is None:
+            if item is None:
                 break
-            self.tokens.extend(ids)
+            if isinstance(item, BaseException):
+                raise item
+            self.tokens.extend(item)
             text = self.vlm.postprocess(torch.tensor(self.tokens))
             if text != self.text:
                 self.text = text
                 yield text
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
         self.stopped_by = self.stopping.reason or ("length" if self.new_tokens >= self.max_new_tokens else "eos")
+
+    def _wait_s(self) -> float | None:
+        if self.state == "queued":  # wake at the deadline to give up waiting for the model
+            left = max(0.0, self.stopping.deadline - time.monotonic())
+            return left if self.poll_s is None else min(left, self.poll_s)
+        return self.poll_s
+
+    def _abandon_if_late(self) -> bool:
+        with self._state_lock:
+            if self.state == "queued" and time.monotonic() >= self.stopping.deadline:
+                self.state = "abandoned"
+                return True
+        return False
 
     def stop(self, reason: str) -> None:
         """End the generation after the current token (the answer is long enough, say)."""
         self.stopping.stop(reason)
 
     def close(self) -> None:
-        """Stop now and wait for the model to be free again."""
+        """Stop now (the client went away, or the caller is done); the model's thread drops the request."""
         self.stopping.stop("cancelled")
-        self._thread.join()
+        with self._state_lock:
+            if self.state == "queued":
+                self.state = "abandoned"
+
+
+class _Rows(StoppingCriteria):
+    """generate()'s stopping criterion for a batch: one verdict per row, from each request's own state."""
+
+    def __init__(self, generations: list[Generation]):
+        self.generations = generations
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        done = []
+        for generation in self.generations:
+            if generation.finished_generating():
+                generation.end()  # leaves now: its consumer does not wait for the rest of the batch
+                done.append(True)
+            else:
+                done.append(False)
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+class _Dispatch(BaseStreamer):
+    """generate()'s streamer for a batch: each row's new token to its request, until that request has left."""
+
+    def __init__(self, generations: list[Generation], eos: set[int]):
+        self.generations, self.eos, self._prompt_seen = generations, eos, False
+
+    def put(self, value) -> None:
+        if not self._prompt_seen:  # generate() first puts the prompts' ids
+            self._prompt_seen = True
+            return
+        for generation, token in zip(self.generations, value.reshape(-1).tolist()):
+            if generation._ended.is_set():
+                continue  # its row is padding now
+            generation.deliver(token)
+            if token in self.eos:
+                generation.end()
+
+    def end(self) -> None:
+        for generation in self.generations:
+            generation.end()
 
 
 class VLM:
@@ -125,69 +207,68 @@ class VLM:
         self.processor = processor
         self.spec = spec
         self.name = name
-        # generate() mutates caches: one generation at a time. The fast tokenizer refuses concurrent use
-        # ("Already borrowed"), so preprocessing and decoding take a lock of their own and can overlap a generation.
-        self._model_lock = threading.Lock()
+        self.max_batch = spec.batch.max_size
+        self.window_s = spec.batch.window_ms / 1000
+        # The fast tokenizer refuses concurrent use ("Already borrowed"): preprocessing and decoding share a lock.
         self._processor_lock = threading.Lock()
-        self._state_lock = threading.Lock()
-        self._waiting = 0  # requests waiting for the model
-        self._busy = False
-        self._typical_s: float | None = None  # moving average of a generation's wall time
+        self._queue: queue.Queue[Generation] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._thread_lock = threading.Lock()
+        self._running = 0  # requests in the batch being generated
+        self._typical_s: float | None = None  # moving average of a batch's wall time
 
     def place(self, inputs):
         """Move the processor's tensors to where the model runs (identity unless a subclass says otherwise)."""
         return inputs
 
-    def preprocess(self, images: list[Image.Image], prompt: str):
-        """Images (in order) and the prompt → model inputs through the model's own chat template and processor."""
-        content = [{"type": "image", "image": image} for image in images] + [{"type": "text", "text": prompt}]
-        messages = [{"role": "user", "content": content}]
+    def preprocess(self, images: list[Image.Image], prompt: str, history: tuple[tuple[str, str], ...] = ()
+                   ) -> Prepared:
+        """Images (in order) and the prompt → model inputs through the model's own chat template and processor;
+        history: earlier (role, text) turns of a chat, which come first."""
         with self._processor_lock:
-            inputs = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                                        return_dict=True, return_tensors="pt")
+            inputs = self.processor.apply_chat_template([_conversation(images, prompt, history)],
+                                                        add_generation_prompt=True, tokenize=True, return_dict=True,
+                                                        return_tensors="pt")
+        return Prepared(list(images), prompt, self.place(inputs), tuple(history))
+
+    def preprocess_batch(self, batch: list[Prepared]):
+        """Several requests as one batch: the processor again, over all of them, prompts padded on the left."""
+        with self._processor_lock:
+            inputs = self.processor.apply_chat_template(
+                [_conversation(p.images, p.prompt, p.history) for p in batch], add_generation_prompt=True,
+                tokenize=True, return_dict=True, return_tensors="pt",
+                processor_kwargs={"padding": True, "padding_side": "left"})
         return self.place(inputs)
 
     @torch.inference_mode()
-    def forward(self, inputs, *, max_new_tokens: int, stopping: StopWhen, streamer=None) -> torch.Tensor:
-        """Greedy generation; the new token ids only."""
+    def forward(self, inputs, *, max_new_tokens: int, stopping: StoppingCriteria, streamer=None) -> torch.Tensor:
+        """Greedy generation for a batch (rows stop as `stopping` says); the ids, prompts included."""
         kwargs = {"do_sample": False, **self.spec.generate_kwargs}
-        output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, streamer=streamer,
-                                     stopping_criteria=StoppingCriteriaList([stopping]), **kwargs)
-        return output[0, inputs["input_ids"].shape[1]:]
+        return self.model.generate(**inputs, max_new_tokens=max_new_tokens, streamer=streamer,
+                                   stopping_criteria=StoppingCriteriaList([stopping]), **kwargs)
 
     def postprocess(self, new_tokens: torch.Tensor) -> str:
         """Token ids → text, special tokens dropped."""
         with self._processor_lock:
             return self.processor.decode(new_tokens, skip_special_tokens=True)
 
-    def stream(self, inputs, *, deadline: float, max_new_tokens: int | None = None,
+    def stream(self, prepared: Prepared, *, deadline: float, max_new_tokens: int | None = None,
                should_stop: Callable[[], bool] | None = None, poll_s: float | None = None) -> Generation:
-        """Wait for the model until deadline (time.monotonic), then start generating; GenerationTimeout if it stays
-        busy. The generation ends by itself at the deadline, or when should_stop() says so, within one token."""
-        with self._state_lock:
-            self._waiting += 1
-        try:
-            acquired = self._model_lock.acquire(timeout=max(0.0, deadline - time.monotonic()))
-        finally:
-            with self._state_lock:
-                self._waiting -= 1
-        if not acquired:
-            raise GenerationTimeout("the VLM stayed busy until the deadline")
+        """Queue a request for the model; iterating the Generation waits for it (GenerationTimeout if the model stays
+        busy until the deadline), then yields its text as it grows. It ends by itself at the deadline, or when
+        should_stop() says so, within one token."""
         if time.monotonic() >= deadline:
-            self._model_lock.release()
             raise GenerationTimeout("no time was left to generate")
-        self._busy = True
-        try:
-            return Generation(self, inputs, max_new_tokens=max_new_tokens or self.spec.max_new_tokens,
-                              stopping=StopWhen(deadline, should_stop), poll_s=poll_s)
-        except BaseException:
-            self._generation_done(None)
-            raise
+        generation = Generation(self, prepared, max_new_tokens=max_new_tokens or self.spec.max_new_tokens,
+                                stopping=StopWhen(deadline, should_stop), poll_s=poll_s)
+        self._ensure_thread()
+        self._queue.put(generation)
+        return generation
 
-    def generate(self, inputs, *, deadline: float, max_new_tokens: int | None = None,
+    def generate(self, prepared: Prepared, *, deadline: float, max_new_tokens: int | None = None,
                  should_stop: Callable[[], bool] | None = None) -> str:
-        """The whole answer to preprocessed inputs (stream() consumed)."""
-        generation = self.stream(inputs, deadline=deadline, max_new_tokens=max_new_tokens, should_stop=should_stop)
+        """The whole answer to one prepared request (stream() consumed)."""
+        generation = self.stream(prepared, deadline=deadline, max_new_tokens=max_new_tokens, should_stop=should_stop)
         try:
             for _ in generation:
                 pass
@@ -196,13 +277,59 @@ class VLM:
         return generation.text
 
     def expected_wait_s(self) -> float:
-        """Roughly how long a request arriving now would wait for the model: the generations ahead of it."""
-        with self._state_lock:
-            ahead = self._waiting + (1 if self._busy else 0)
+        """Roughly how long a request arriving now would wait for the model: the batches ahead of it."""
+        ahead = (1 if self._running else 0) + math.ceil(self._queue.qsize() / self.max_batch)
         return ahead * (self._typical_s or 0.0)
 
-    def _generation_done(self, seconds: float | None) -> None:
-        if seconds is not None:
-            self._typical_s = seconds if self._typical_s is None else 0.8 * self._typical_s + 0.2 * seconds
-        self._busy = False
-        self._model_lock.release()
+    def _ensure_thread(self) -> None:
+        with self._thread_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name=f"guidepost-vlm-{self.name}", daemon=True)
+                self._thread.start()
+
+    def _serve(self) -> None:
+        """The model's thread: gather a batch, generate for it, forever."""
+        while True:
+            batch = self._gather()
+            if batch:
+                self._run(batch)
+
+    def _gather(self) -> list[Generation]:
+        """The next batch: the first request, and those that arrive within the window, up to the batch size."""
+        batch = [self._queue.get()]
+        until = time.monotonic() + self.window_s
+        while len(batch) < self.max_batch:
+            try:
+                batch.append(self._queue.get(timeout=max(0.0, until - time.monotonic())) if self.window_s
+                             else self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return [generation for generation in batch if generation.claim()]  # abandoned ones: their deadline passed
+
+    def _run(self, batch: list[Generation]) -> None:
+        started, self._running = time.monotonic(), len(batch)
+        try:
+            inputs = batch[0].prepared.inputs if len(batch) == 1 else self.preprocess_batch([g.prepared for g in batch])
+            self.forward(inputs, max_new_tokens=max(g.max_new_tokens for g in batch), stopping=_Rows(batch),
+                         streamer=_Dispatch(batch, _eos_ids(self.model)))
+        except BaseException as exc:  # handed to each request's consumer, which decides what a failure means
+            for generation in batch:
+                generation.end(exc)
+        finally:
+            for generation in batch:
+                generation.end()
+            elapsed = time.monotonic() - started
+            self._typical_s = elapsed if self._typical_s is None else 0.8 * self._typical_s + 0.2 * elapsed
+            self._running = 0
+
+
+def _conversation(images: list[Image.Image], prompt: str, history: tuple[tuple[str, str], ...] = ()) -> list[dict]:
+    content = [{"type": "image", "image": image} for image in images] + [{"type": "text", "text": prompt}]
+    earlier = [{"role": role, "content": [{"type": "text", "text": text}]} for role, text in history]
+    return [*earlier, {"role": "user", "content": content}]
+
+
+def _eos_ids(model) -> set[int]:
+    config = getattr(model, "generation_config", None)
+    eos = getattr(config, "eos_token_id", None)
+    return set(eos if isinstance(eos, (list, tuple)) else [] if eos is None else [eos])

@@ -5,6 +5,7 @@ import logging
 import shutil
 from pathlib import Path
 
+from ..adapters import Adapter, save_merged
 from ..ir_cache import INT4_GROUP_SIZE, ensure_exported, export_identity, ir_folder, is_current
 from ..presets import OpenVINOSpec, VLMSpec
 from .base import VLM
@@ -73,27 +74,40 @@ def weight_compression(weights: str):
     return None
 
 
-def export_vlm(spec: VLMSpec, model_ref: str, weights: str, cache_dir: Path) -> tuple[Path, bool]:
-    """Export the VLM and its processor to model_cache/openvino/ once; returns (folder, exported_now)."""
-    folder = ir_folder(cache_dir, spec.id, spec.revision, weights)
+def export_vlm(spec: VLMSpec, model_ref: str, weights: str, cache_dir: Path,
+               adapter: Adapter | None = None) -> tuple[Path, bool]:
+    """Export the VLM (with any adapter merged) and its processor to model_cache/openvino/ once; (folder, exported_now)."""
+    folder = ir_folder(cache_dir, spec.id, spec.revision, weights, adapter.sha256 if adapter else None)
     identity = export_identity(model_ref, spec.revision, weights)
+    if adapter is not None:  # a retrained adapter (new hash) is exported again, never served from a stale IR
+        identity["adapter"] = {"name": adapter.name, "sha256": adapter.sha256}
     if not is_current(folder, identity):
         check_family(model_ref, spec, cache_dir)  # reads the model's config: only when there is no IR yet
-    return ensure_exported(folder, identity, lambda target: _export(spec, model_ref, weights, cache_dir, target),
-                           f"VLM {spec.id} ({weights})")
+    what = f"VLM {spec.id}" + (f" + adapter {adapter.name}" if adapter else "") + f" ({weights})"
+    return ensure_exported(folder, identity,
+                           lambda target: _export(spec, model_ref, weights, cache_dir, target, adapter), what)
 
 
-def _export(spec: VLMSpec, model_ref: str, weights: str, cache_dir: Path, target: Path) -> None:
+def _export(spec: VLMSpec, model_ref: str, weights: str, cache_dir: Path, target: Path,
+            adapter: Adapter | None) -> None:
     from optimum.exporters.openvino import main_export
     from optimum.intel import OVConfig, OVModelForVisualCausalLM
     from transformers import AutoProcessor
 
+    merged = None
+    if adapter is not None:
+        # The adapter is merged in torch first, so the IR has plain weights and serves at the base model's speed.
+        merged = target / "merged"
+        save_merged(model_ref, spec, adapter, cache_dir, merged)
+        model_ref = str(merged)
     compression = weight_compression(weights)
     # main_export (what optimum-cli runs) writes the IR with the processor, tokenizer and chat template; it only
     # compresses weights by model size, so int8/int4 are applied afterwards by loading with a quantization config.
     raw = target / "uncompressed" if compression else target
     main_export(model_name_or_path=model_ref, output=raw, task="image-text-to-text", revision=spec.revision,
                 cache_dir=str(cache_dir / "hf"), ov_config=OVConfig(dtype="fp16" if weights == "fp16" else "fp32"))
+    if merged is not None:
+        shutil.rmtree(merged)
     if compression:
         model = OVModelForVisualCausalLM.from_pretrained(raw, quantization_config=compression, compile=False)
         model.save_pretrained(target)
@@ -107,12 +121,12 @@ class OpenVINOVLM(VLM):
 
     @classmethod
     def load(cls, spec: VLMSpec, model_ref: str, ov_spec: OpenVINOSpec, properties: dict,
-             cache_dir: Path) -> "OpenVINOVLM":
+             cache_dir: Path, adapter: Adapter | None = None) -> "OpenVINOVLM":
         """Export once (or reuse the IR) and compile it on ov_spec.device."""
         from optimum.intel import OVModelForVisualCausalLM
         from transformers import AutoProcessor
 
-        folder, _ = export_vlm(spec, model_ref, ov_spec.weights, cache_dir)
+        folder, _ = export_vlm(spec, model_ref, ov_spec.weights, cache_dir, adapter)
         processor = AutoProcessor.from_pretrained(folder, **spec.processor_kwargs)
         model = OVModelForVisualCausalLM.from_pretrained(folder, device=ov_spec.device, ov_config=properties)
         log.info("VLM %s on OpenVINO %s (%s) from %s", spec.id, ov_spec.device, ov_spec.weights, folder)

@@ -11,27 +11,36 @@ from ..batch.runner import ResultsLog
 
 
 @click.command("evaluate")
-@click.option("--results", "results_path", required=True,
+@click.option("--results", "results_path", default=None,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="results.jsonl written by `flask batch`.")
+@click.option("--compare", "compare_paths", nargs=2, default=None,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="BASE TUNED",
+              help="Two results.jsonl of the same dataset (e.g. base model, then with the adapter): writes "
+                   "comparison.md, comparison.json and comparison.png (default: next to TUNED).")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where evaluation_data.json, statistics.json and the PNGs go (default: next to the results).")
 @click.option("--sla-ms", type=click.FloatRange(min=1), default=1500, show_default=True,
               help="Latency threshold: the report gives the share of answers at or under it.")
 @with_appcontext
-def evaluate_command(results_path: Path, output_dir: Path | None, sla_ms: float):
-    """Score a batch: danger recall and missed hazards, per-label hazard F1, BLEU/ROUGE/METEOR, latency.
+def evaluate_command(results_path: Path | None, compare_paths, output_dir: Path | None, sla_ms: float):
+    """Score a batch: danger recall and missed hazards, per-label hazard F1, BLEU/ROUGE/METEOR, read-task scores
+    (exact match, character error rate, container codes and check digits), latency.
 
     Hazard metrics use samples whose input line has "hazards" (a list; [] means no hazard);
-    text metrics use samples with references. Writes evaluation_data.json (per sample),
-    statistics.json and PNG plots, then prints a short summary.
+    text metrics use samples with references; read metrics use lines with "task": "read" (and their
+    "container" labels). Writes evaluation_data.json (per sample), statistics.json and PNG plots,
+    then prints a short summary. With --compare BASE TUNED, compares two runs instead.
     """
+    if (results_path is None) == (compare_paths is None):
+        raise click.UsageError("give --results FILE, or --compare BASE TUNED")
+    if compare_paths:
+        _compare(*compare_paths, output_dir, sla_ms)
+        return
     # The metrics stack (nltk, rouge-score, scikit-learn, matplotlib) loads only when a report is made.
     from ..evaluation.report import evaluate_records, write_json, write_plots
 
-    records = ResultsLog(results_path).read()  # read-only: a batch may still be appending to it
-    if not records:
-        raise click.ClickException(f"{results_path} has no results")
+    records = _records(results_path)
     output_dir = output_dir or results_path.parent
     output_dir.mkdir(parents=True, exist_ok=True)
     vocabulary = current_app.extensions["guidepost"].vocabulary
@@ -42,6 +51,35 @@ def evaluate_command(results_path: Path, output_dir: Path | None, sla_ms: float)
     for line in summary_lines(statistics):
         click.echo(line)
     click.echo(f"written: {', '.join(p.name for p in plots + [output_dir / 'statistics.json'])} in {output_dir}")
+
+
+def _compare(base_path: Path, tuned_path: Path, output_dir: Path | None, sla_ms: float) -> None:
+    from ..evaluation.compare import compare_runs, markdown, plot
+    from ..evaluation.report import write_json
+
+    try:
+        comparison = compare_runs(_records(base_path), _records(tuned_path),
+                                  current_app.extensions["guidepost"].vocabulary, sla_ms)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    output_dir = output_dir or tuned_path.parent
+    output_dir.mkdir(parents=True, exist_ok=True)
+    names = ("base", "tuned")
+    write_json(output_dir / "comparison.json", {"base": str(base_path), "tuned": str(tuned_path), **comparison})
+    table = markdown(comparison, *names)
+    (output_dir / "comparison.md").write_text(table, encoding="utf-8")
+    plot(comparison, output_dir / "comparison.png", *names)
+    click.echo(table.split("\n\n| sample")[0])
+    if comparison["only_in_one_run"]:
+        click.echo(f"warning: {len(comparison['only_in_one_run'])} samples are in one run only and were left out")
+    click.echo(f"written: comparison.md, comparison.json, comparison.png in {output_dir}")
+
+
+def _records(path: Path) -> list[dict]:
+    records = ResultsLog(path).read()  # read-only: a batch may still be appending to it
+    if not records:
+        raise click.ClickException(f"{path} has no results")
+    return records
 
 
 def summary_lines(statistics: dict) -> list[str]:
@@ -70,6 +108,13 @@ def summary_lines(statistics: dict) -> list[str]:
         lines.append(f"text ({text['evaluated']})  BLEU-4 {text['bleu']['bleu4']:.3f}, "
                      f"ROUGE-L F1 {text['rouge']['rougeL']['f1']:.3f}, METEOR {text['meteor']['score']:.3f}"
                      + ("" if text["meteor"]["synonyms"] else " (METEOR without WordNet synonyms)"))
+    read = statistics.get("read")
+    if read:
+        containers = read["containers"]
+        lines.append(f"read ({read['evaluated']})  exact match {_pct(read['exact_match'])}, "
+                     f"CER {_num(read['cer'])}, container codes correct {_pct(containers['accuracy'])} "
+                     f"of {containers['labelled']} labelled, check digits valid {_pct(containers['check_digit_valid'])} "
+                     f"of {containers['codes_read']} read")
     latency = statistics["latency_ms"]
     if latency:
         total, sla = latency["total"], latency["sla"]
@@ -82,3 +127,7 @@ def summary_lines(statistics: dict) -> list[str]:
 
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0%}"
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

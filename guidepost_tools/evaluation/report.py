@@ -7,9 +7,11 @@ from pathlib import Path
 from guidepost.files import atomic_write
 from guidepost.hazards import Vocabulary
 
+from ..finetune.annotations import expected_code
 from . import plots
 from .hazard_metrics import danger_scores, label_scores
 from .latency import latency_stats
+from .read_metrics import read_scores, score_row
 from .text_metrics import corpus_scores, sample_scores
 
 
@@ -21,6 +23,9 @@ def evaluate_records(records: list[dict], vocabulary: Vocabulary, sla_ms: float)
     with_reference = [row for row in answered if row["references"]]
     for row in with_reference:
         row["scores"] = sample_scores(row["output"], row["references"], row["lang"])
+    for row in answered:
+        if row["task"] == "read":
+            row["read"] = score_row(row["output"], row["references"], row["code_expected"], row["codes"])
 
     failed = [row for row in rows if row["error"] is not None]
     statistics = {
@@ -37,6 +42,7 @@ def evaluate_records(records: list[dict], vocabulary: Vocabulary, sla_ms: float)
         "text": corpus_scores([(row["output"], row["references"], row["lang"]) for row in with_reference])
         if with_reference else None,
         "latency_ms": latency_stats([row["timings_ms"] for row in answered], sla_ms) if answered else None,
+        "read": read_scores(answered),
     }
     unknown = sorted({label for row in labelled for label in row["hazards_expected"]
                       if not getattr(vocabulary.get(label), "hazard", False)})
@@ -74,8 +80,14 @@ def _row(record: dict, vocabulary: Vocabulary) -> dict:
     timings = dict(output.get("timings_ms", {}))
     if record.get("elapsed_ms") is not None and output:
         timings["client"] = record["elapsed_ms"]  # as the batch saw it: HTTP and queueing included
+    line = record.get("input") or {}
+    try:
+        code = expected_code(line)
+    except ValueError:
+        code = None  # a malformed container label (split refuses them) scores as no label
     return {
         "sample_id": record["sample_id"],
+        "task": line.get("task") or "describe",
         "question": record.get("question"),
         "references": record.get("references") or [],
         "output": output.get("result"),
@@ -87,4 +99,6 @@ def _row(record: dict, vocabulary: Vocabulary) -> dict:
         "fallback": bool(output.get("fallback")),
         "error": record["error"],
         "timings_ms": timings,
+        "code_expected": code,
+        "codes": output.get("codes", []),
     }

@@ -143,18 +143,30 @@ def plot_stages(targets: list[dict], path: Path) -> None:
 
 
 def plot_rss(targets: list[dict], path: Path) -> None:
-    """Resident memory of each local server (gunicorn master + workers) over the run."""
-    fig, ax = plt.subplots(figsize=(9, 3.6))
+    """Resident memory of each local server over the run: the whole tree, and each gunicorn worker on its own scale."""
+    fig, (tree, workers) = plt.subplots(1, 2, figsize=(12, 3.8))
     for i, target in enumerate(targets):
-        samples = (target.get("rss") or {}).get("samples") or []
-        if samples:
-            ax.plot([t for t, _ in samples], [b / 2**20 for _, b in samples], color=f"C{i}", label=target["label"])
-    ax.set_xlabel("s since the run began")
-    ax.set_ylabel("RSS (MiB)")
-    ax.set_ylim(bottom=0)
-    ax.set_title("Server resident memory (master + workers)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+        rss = target.get("rss") or {}
+        samples = rss.get("samples") or []
+        if not samples:
+            continue
+        tree.plot([t for t, _ in samples], [b / 2**20 for _, b in samples], color=f"C{i}", label=target["label"])
+        pids = sorted({pid for _, by_pid in rss.get("workers") or [] for pid in by_pid})
+        for n, pid in enumerate(pids):
+            points = [(t, by_pid[pid] / 2**20) for t, by_pid in rss["workers"] if pid in by_pid]
+            workers.plot(*zip(*points), color=f"C{i}", linestyle=("-", "--", ":", "-.")[n % 4], linewidth=1,
+                         label=f"{target['label'][:30]} worker {n + 1}")
+        if rss.get("after_warmup"):
+            for ax in (tree, workers):
+                ax.axvline(rss["after_warmup"]["warmup_s"], color=f"C{i}", alpha=0.3)
+    tree.set_ylim(bottom=0)
+    tree.set_title("Server resident memory (master + workers + front)")
+    workers.set_title("Each worker (own scale; line: end of warm-up)")
+    for ax in (tree, workers):
+        ax.set_xlabel("s since the run began")
+        ax.set_ylabel("RSS (MiB)")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
     _save(fig, path)
 
 

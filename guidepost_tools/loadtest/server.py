@@ -88,7 +88,7 @@ class LocalServer:
 
 
 def local_server_pid(url: str) -> int | None:
-    """The pid listening on a loopback URL's port (the gunicorn master), or None for a remote server."""
+    """The gunicorn master serving a loopback URL (above whatever listens: a worker, or the front's nginx), or None."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     try:
@@ -99,34 +99,58 @@ def local_server_pid(url: str) -> int | None:
         return None
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
+        # A socket shared by several processes (a master and its workers) is listed under one of them only.
         listening = [c.pid for c in psutil.net_connections(kind="tcp")
                      if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid]
     except psutil.AccessDenied:  # other users' sockets are hidden from an unprivileged benchmark
         return None
-    # Workers inherit the listening socket: the master is the one whose parent is not listening too.
     for pid in listening:
         try:
-            if psutil.Process(pid).ppid() not in listening:
-                return pid
+            return server_root(psutil.Process(pid)).pid
         except psutil.NoSuchProcess:
             continue
     return None
 
 
-def tree_rss(pid: int) -> int | None:
-    """Resident memory of a process and all its descendants, in bytes; None once it is gone."""
+def server_root(process: psutil.Process) -> psutil.Process:
+    """The outermost gunicorn process above (or at) a listening process; the process itself when none is."""
+    root = process
+    for candidate in [process, *process.parents()]:
+        try:
+            if is_gunicorn(candidate.cmdline()):
+                root = candidate
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return root
+
+
+def is_gunicorn(cmdline: list[str]) -> bool:
+    """Whether a command line runs gunicorn (a master or a worker), not the front's nginx or a wrapper."""
+    # `gunicorn …`, `python …/bin/gunicorn …` or `python -m gunicorn …`; not `timeout 60 gunicorn …` or a shell.
+    head = [os.path.basename(arg) for arg in cmdline[:3]]
+    if head[:1] == ["gunicorn"]:
+        return True
+    return bool(head) and head[0].startswith("python") and (head[1:2] == ["gunicorn"] or head[1:3] == ["-m", "gunicorn"])
+
+
+def tree_rss(pid: int) -> tuple[int, dict[int, int]] | None:
+    """Resident memory of a process and all its descendants in bytes, and of each gunicorn worker among them (by pid);
+    None once it is gone."""
     try:
         root = psutil.Process(pid)
         processes = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
         return None
-    total = 0
+    total, workers = 0, {}
     for process in processes:
         try:
-            total += process.memory_info().rss
-        except psutil.NoSuchProcess:  # a worker restarting between the listing and the reading
+            rss = process.memory_info().rss
+            total += rss
+            if process.ppid() == pid and is_gunicorn(process.cmdline()):
+                workers[process.pid] = rss
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):  # a worker restarting between listing and reading
             pass
-    return total
+    return total, workers
 
 
 class RssSampler:
@@ -134,7 +158,8 @@ class RssSampler:
 
     def __init__(self, pid: int, t0: float, interval_s: float = 0.5):
         self.pid, self.t0, self.interval_s = pid, t0, interval_s
-        self.samples: list[tuple[float, int]] = []  # (seconds since t0, bytes)
+        self.samples: list[tuple[float, int]] = []  # (seconds since t0, bytes of the whole tree)
+        self.workers: list[tuple[float, dict[int, int]]] = []  # (seconds since t0, {worker pid: bytes})
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
@@ -148,8 +173,10 @@ class RssSampler:
 
     def _run(self) -> None:
         while True:
-            rss = tree_rss(self.pid)
-            if rss is not None:
-                self.samples.append((round(time.perf_counter() - self.t0, 3), rss))
+            sample = tree_rss(self.pid)
+            if sample is not None:
+                t = round(time.perf_counter() - self.t0, 3)
+                self.samples.append((t, sample[0]))
+                self.workers.append((t, sample[1]))
             if self._stop.wait(self.interval_s):
                 return

@@ -90,6 +90,26 @@ def _rss_report(pid: int | None, sampler: RssSampler | None, interval_s: float) 
     if not pid or not sampler or not sampler.samples:
         return None  # a remote server: its memory is not visible from here
     values = [rss for _, rss in sampler.samples]
-    return {"pid": pid, "interval_s": interval_s, "what": "gunicorn master + workers",
-            "start_mib": round(values[0] / 2**20, 1), "peak_mib": round(max(values) / 2**20, 1),
-            "end_mib": round(values[-1] / 2**20, 1), "samples": [[t, rss] for t, rss in sampler.samples]}
+    return {"pid": pid, "interval_s": interval_s, "what": "gunicorn master + workers (+ the nginx front when on)",
+            "start_mib": _mib(values[0]), "peak_mib": _mib(max(values)), "end_mib": _mib(values[-1]),
+            "after_warmup": growth_after_warmup(sampler), "samples": [[t, rss] for t, rss in sampler.samples],
+            "workers": [[t, {str(worker): rss for worker, rss in rss_by_pid.items()}]
+                        for t, rss_by_pid in sampler.workers]}
+
+
+def growth_after_warmup(sampler: RssSampler, warmup_share: float = 0.25) -> dict:
+    """RSS at the end over RSS once the first quarter of the run is over: the whole tree, and each worker."""
+    end_t = sampler.samples[-1][0]
+    cut = next(i for i, (t, _) in enumerate(sampler.samples) if t >= warmup_share * end_t)
+    at, end = sampler.samples[cut][1], sampler.samples[-1][1]
+    workers = {}
+    for worker, rss in sampler.workers[cut][1].items():
+        if worker in sampler.workers[-1][1]:  # the same process at both ends (not restarted meanwhile)
+            last = sampler.workers[-1][1][worker]
+            workers[str(worker)] = {"at_mib": _mib(rss), "end_mib": _mib(last), "growth": round(last / rss - 1, 4)}
+    return {"warmup": f"the first {warmup_share:.0%} of the run", "warmup_s": sampler.samples[cut][0], "at_mib": _mib(at),
+            "end_mib": _mib(end), "growth": round(end / at - 1, 4), "workers": workers}
+
+
+def _mib(value: int) -> float:
+    return round(value / 2**20, 1)

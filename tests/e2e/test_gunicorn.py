@@ -8,16 +8,18 @@ import signal
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import urlsplit
 
+import psutil
 import pytest
 import requests
 from urllib3 import encode_multipart_formdata
 
 from guidepost.config import PROJECT_ROOT
 from guidepost_tools.http_client import retrying_session
-from guidepost_tools.loadtest.server import LocalServer
-from tests.helpers import FlaskCli
+from guidepost_tools.loadtest.server import LocalServer, local_server_pid
+from tests.helpers import FlaskCli, encode
 
 pytestmark = pytest.mark.e2e
 
@@ -64,22 +66,36 @@ def test_client_mistakes_do_not_hurt_the_server(server, jpeg):
     assert proc.poll() is None
 
 
-def test_a_refused_large_body_leaves_the_connection_usable(server, jpeg):
+def test_without_the_front_unread_bodies_keep_or_close_their_connection(model_cache, tmp_path, jpeg):
     # gunicorn drops a kept-alive connection when > 64 KiB of a body was left unread (after announcing keep-alive):
-    # every early refusal (405 here, 401 or 503 overloaded alike) must read it, or the client's next request fails.
-    base, _, _ = server
-    body = jpeg + b"\0" * (100_000 - len(jpeg))
-    connection = http.client.HTTPConnection(urlsplit(base).hostname, urlsplit(base).port, timeout=30)
-    try:
-        for _ in range(3):
-            connection.request("POST", "/healthz", body=body, headers={"Content-Type": "application/octet-stream"})
+    # every early refusal (405 here, 401 or 503 overloaded alike) must read it, Content-Length or chunked, or the
+    # client's next request fails; a chunked body over the limit cannot be read to its end, so it closes.
+    env = {"GUIDEPOST_PRESET": "tiny", "GUIDEPOST_MODEL_CACHE": str(model_cache), "GUIDEPOST_FRONT": "off",
+           "GUIDEPOST_MAX_IMAGE_MB": "0.5"}
+    body = jpeg + b"\0" * (200_000 - len(jpeg))
+    with LocalServer(env, tmp_path / "server.log", ready_timeout_s=120) as local:
+        assert local_server_pid(local.url) == local.proc.pid, "the master, not the worker that holds the socket too"
+        connection = http.client.HTTPConnection(urlsplit(local.url).hostname, urlsplit(local.url).port, timeout=30)
+        try:
+            for chunked in (False, True, False, True):
+                payload = iter([body[i:i + 10_000] for i in range(0, len(body), 10_000)]) if chunked else body
+                connection.request("POST", "/healthz", body=payload, encode_chunked=chunked,
+                                   headers={"Content-Type": "application/octet-stream"})
+                response = connection.getresponse()
+                assert response.status == 405 and response.getheader("Connection") == "keep-alive"
+                response.read()
+            connection.request("GET", "/healthz")  # the same socket: http.client never reconnects by itself
+            healthz = connection.getresponse()
+            assert healthz.status == 200 and healthz.read()
+            too_big = iter([b"x" * 100_000] * 10)  # 1 MB, over the 0.5 MB image's body limit
+            connection.request("POST", "/process", body=too_big, encode_chunked=True,
+                               headers={"Content-Type": "multipart/form-data; boundary=B"})
             response = connection.getresponse()
-            assert response.status == 405 and response.getheader("Connection") == "keep-alive"
-            response.read()
-        connection.request("GET", "/healthz")  # the same socket: http.client never reconnects by itself
-        assert connection.getresponse().status == 200
-    finally:
-        connection.close()
+            error = json.loads(response.read())["error"]
+            assert response.status == 413 and "GUIDEPOST_MAX_IMAGE_MB" in error["message"], error
+            assert response.getheader("Connection") == "close", "announced, not a surprise"
+        finally:
+            connection.close()
 
 
 def test_batch_against_the_server(server, app, tmp_path):
@@ -104,25 +120,45 @@ def test_batch_against_the_server(server, app, tmp_path):
     assert summary["settings"]["server"] == base and summary["counts"]["succeeded"] == len(lines)
 
 
-def test_sigterm_finishes_the_request_in_flight(model_cache, tmp_path, jpeg):
+def front_spooling(gunicorn: int) -> bool:
+    """Whether the master's nginx front holds a request body in a temporary file (open, already unlinked by nginx)."""
+    for nginx in psutil.Process(gunicorn).children(recursive=True):
+        if "nginx" not in nginx.name():
+            continue
+        for fd in Path(f"/proc/{nginx.pid}/fd").iterdir():
+            try:
+                if "/tmp/body/" in os.readlink(fd):
+                    return True
+            except OSError:  # closed meanwhile
+                continue
+    return False
+
+
+@pytest.mark.parametrize("front", ["on", "off"])
+def test_sigterm_finishes_the_request_in_flight(model_cache, tmp_path, photo, front):
     # Its own server: stopping the module's shared one would break the tests that run after this one.
     env = {"GUIDEPOST_PRESET": "tiny", "GUIDEPOST_MODEL_CACHE": str(model_cache), "GUIDEPOST_WORKERS": "1",
-           "GUIDEPOST_MAX_IN_FLIGHT": "1", "GUIDEPOST_MAX_QUEUE": "1", "GUIDEPOST_THREADS": "2"}
-    body, content_type = encode_multipart_formdata([("image", ("p.jpg", jpeg, "image/jpeg"))])
+           "GUIDEPOST_MAX_IN_FLIGHT": "1", "GUIDEPOST_MAX_QUEUE": "1", "GUIDEPOST_THREADS": "2", "GUIDEPOST_FRONT": front}
+    big = encode(photo.resize((1024, 1024)), "JPEG", quality=95)  # half of it is more than the front keeps in RAM
+    body, content_type = encode_multipart_formdata([("image", ("p.jpg", big, "image/jpeg"))])
     with LocalServer(env, tmp_path / "server.log", ready_timeout_s=120) as local:
         host, port = urlsplit(local.url).hostname, urlsplit(local.url).port
         with socket.create_connection((host, port), timeout=60) as upload:
             head = (f"POST /process HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n"
                     f"Content-Length: {len(body)}\r\n\r\n").encode()
             upload.sendall(head + body[:len(body) // 2])
-            # The request holds the worker's only admission slot while it waits for the rest of its body.
             deadline = time.monotonic() + 60
-            while requests.post(f"{local.url}/process", files={"image": ("q.jpg", jpeg)}, timeout=30).status_code != 503:
-                assert time.monotonic() < deadline, "the slow upload never reached the view"
+            if front == "on":  # the front is reading this body: past 64 KiB it waits in a temporary file
+                while not front_spooling(local.proc.pid):
+                    assert time.monotonic() < deadline, "the front never started reading the upload"
+                    time.sleep(0.05)
+            else:  # gunicorn itself is reading it: the request holds the worker's only admission slot
+                while requests.post(f"{local.url}/process", files={"image": ("q.jpg", big)}, timeout=30).status_code != 503:
+                    assert time.monotonic() < deadline, "the slow upload never reached the view"
             local.proc.send_signal(signal.SIGTERM)
             upload.sendall(body[len(body) // 2:])
             response = http.client.HTTPResponse(upload)
             response.begin()
             assert response.status == 200 and json.loads(response.read())["result"]
-        assert local.proc.wait(timeout=40) == 0
+        assert local.proc.wait(timeout=60) == 0
         assert "Shutting down" in local.log_tail()

@@ -11,6 +11,7 @@ import psutil
 import pytest
 
 from guidepost.config import PROJECT_ROOT
+from guidepost_tools.loadtest.server import is_gunicorn
 
 pytestmark = pytest.mark.e2e
 PHOTO = PROJECT_ROOT / "tests" / "data" / "example" / "images" / "coffee.jpg"
@@ -63,6 +64,11 @@ def test_sweep_compares_a_running_server_with_a_started_one(server, model_cache,
     assert [row["concurrency"] for row in report["comparison"]["ratios"]] == [1, 4]
     assert report["comparison"]["baseline"] == base
 
+    # The running server is found from its port (where the front's nginx listens) up to the gunicorn master, and its
+    # memory is the master's, its workers' and the front's, not one worker's.
+    assert running["rss"]["pid"] == proc.pid
+    workers = [child for child in psutil.Process(proc.pid).children() if is_gunicorn(child.cmdline())]
+    assert len(workers) == 2 and running["rss"]["start_mib"] * 2**20 > 0.9 * sum(w.memory_info().rss for w in workers)
     assert not psutil.pid_exists(local["rss"]["pid"]), "the started gunicorn was stopped and reaped"
     assert proc.poll() is None, "the running server is left running"
     for suffix in ("latency", "levels", "first-event", "stages", "rss"):

@@ -122,26 +122,29 @@ def test_unspeakable_output_falls_back(client, pipeline, monkeypatch, jpeg):
     assert body["fallback"] is True and "stairs" in body["result"]
 
 
-def test_busy_vlm_times_out_to_fallback(make_app, jpeg):
-    app = make_app(generate_timeout_s=0.3)
-    pipeline = app.extensions["guidepost"].pipeline
-    held, release = threading.Event(), threading.Event()
+def test_busy_vlm_times_out_to_fallback(make_app, monkeypatch, jpeg):
+    app = make_app(generate_timeout_s=0.5, max_in_flight=0)
+    vlm = app.extensions["guidepost"].pipeline.vlm
+    entered, release = threading.Event(), threading.Event()
+    real_forward = vlm.forward
 
-    def hold_the_model():
-        with pipeline.vlm._model_lock:  # another request generating
-            held.set()
-            release.wait(10)
-    holder = threading.Thread(target=hold_the_model)
+    def held(*args, **kwargs):  # another request is generating and keeps the model busy
+        entered.set()
+        assert release.wait(30)
+        return real_forward(*args, **kwargs)
+    monkeypatch.setattr(vlm, "forward", held)
+    holder = threading.Thread(target=post, args=(app.test_client(), jpeg))
     holder.start()
-    assert held.wait(10)
+    assert entered.wait(30)
     try:
         body = post(app.test_client(), jpeg, objects="truck").json
     finally:
         release.set()
         holder.join()
-    assert body["fallback"] is True and body["danger"] is True and "truck" in body["result"]
+    assert body["fallback"] is True and body["reason"] == "busy" and body["danger"] is True and "truck" in body["result"]
+    monkeypatch.setattr(vlm, "forward", real_forward)
     # Once the model is free again (and the deadline is generous), answers come from the VLM.
-    pipeline.generate_timeout_s = 60
+    app.extensions["guidepost"].pipeline.deadline_s = 60
     assert post(app.test_client(), jpeg, objects="truck").json["fallback"] is False
 
 

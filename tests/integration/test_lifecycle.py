@@ -34,6 +34,7 @@ def test_a_worker_never_imports_the_tools(model_cache):
     worker = json.loads(out.stdout.strip().splitlines()[-1])
     assert worker["status"] == 200
     assert not set(TOOLS_ONLY) & set(worker["modules"]), "a worker imported the tools' stack"
+    assert "peft" not in worker["modules"], "peft is imported only by a deployment that serves an adapter"
 
 
 def test_lazy_loads_on_the_first_request(model_cache, jpeg):

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 
 import pytest
 
-from tests.helpers import encode
+from tests.helpers import FakeVLM, encode
 
 KEYS = {"result", "danger", "hazards", "directions", "objects", "objects_source", "prompt", "fallback", "reason",
         "truncated", "model", "timings_ms", "request_id"}
@@ -225,3 +226,54 @@ def test_too_many_images_is_a_422(client, jpeg, app):
     response = client.post("/process", data={"image": files}, content_type="multipart/form-data")
     assert response.status_code == 422
     assert response.json["error"]["code"] == "invalid_field" and "image" in response.json["error"]["message"]
+
+
+class ReadingVLM(FakeVLM):
+    """A VLM that reads two container codes, the second with a check digit that does not match."""
+
+    name = "reader"
+
+    def __init__(self):
+        super().__init__()
+        self.prompts = []
+
+    def preprocess(self, images, prompt):
+        self.prompts.append(prompt)
+        return super().preprocess(images, prompt)
+
+    def answer(self, inputs) -> str:
+        return "MSCU 663987 0. CSQU 305438 4."
+
+
+def test_read_task_returns_container_codes_and_speaks_a_bad_check_digit(app, client, jpeg, monkeypatch):
+    reader = ReadingVLM()
+    monkeypatch.setattr(app.extensions["guidepost"].pipeline, "vlm", reader)
+    body = post_image(client, jpeg, task="read", objects="sign").json
+    assert "container codes" in reader.prompts[-1] and "Read the text" in reader.prompts[-1]
+    assert body["codes"] == [
+        {"code": "MSCU6639870", "owner": "MSC", "category": "U", "serial": "663987", "check_digit": 0, "valid": True},
+        {"code": "CSQU3054384", "owner": "CSQ", "category": "U", "serial": "305438", "check_digit": 4, "valid": False}]
+    assert body["result"] == ("MSCU 663987 0. CSQU 305438 4. "
+                              "The check digit of CSQU3054384 does not match; read it again.")
+    streamed = client.post("/process", data={"image": (io.BytesIO(jpeg), "p.jpg"), "task": "read", "objects": "sign",
+                                              "stream": "true"}).get_data(as_text=True)
+    sentences = [json.loads(block.split("data: ", 1)[1])["text"] for block in streamed.split("\n\n")
+                 if block.startswith("event: sentence")]
+    assert sentences[-1] == "The check digit of CSQU3054384 does not match; read it again.", "streamed clients hear it"
+    assert "codes" not in post_image(client, jpeg, objects="sign").json, "codes belong to read answers only"
+
+
+def test_read_task_still_warns_first_and_in_korean(app, client, jpeg, monkeypatch):
+    monkeypatch.setattr(app.extensions["guidepost"].pipeline, "vlm", ReadingVLM())
+    body = post_image(client, jpeg, task="read", objects="truck").json
+    assert body["danger"] is True and body["result"].startswith("Caution: truck ahead.")
+    assert body["result"].index("MSCU 663987 0") > body["result"].index("Caution")
+    korean = post_image(client, jpeg, task="read", lang="ko", objects="sign").json
+    assert korean["result"].endswith("CSQU3054384의 검증 숫자가 맞지 않습니다. 다시 읽어 주세요.")
+
+
+def test_read_task_with_the_real_tiny_model(client, jpeg):
+    body = post_image(client, jpeg, task="read").json
+    assert body["fallback"] is False and isinstance(body["codes"], list)
+    bad = post_image(client, jpeg, task="translate")
+    assert bad.status_code == 422 and "read" in bad.json["error"]["message"]

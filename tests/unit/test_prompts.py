@@ -15,7 +15,7 @@ def book() -> PromptBook:
 
 
 def test_shipped_templates_cover_both_languages(book):
-    assert book.tasks == ["describe"]
+    assert book.tasks == ["describe", "read"]
     assert {"en", "ko"} <= set(book.languages)
 
 
@@ -29,7 +29,7 @@ def test_danger_prompt_names_the_main_hazard_and_a_safe_action(book, lang, hazar
 
 @pytest.mark.parametrize("lang", ["en", "ko"])
 def test_safe_prompt_asks_for_two_short_sentences(book, lang):
-    text = book.render("describe", lang, "safe", main_hazard="", hazards=[], objects=["chair"], question="")
+    text = book.render("describe", lang, "safe", main_hazard="", hazards=[], objects=["chair"], question="", unknown=[])
     assert "chair" in text
     assert ("two short" in text) if lang == "en" else ("두 문장" in text)
 
@@ -64,7 +64,7 @@ def test_question_is_truncated():
 
 
 def test_no_question_means_no_quote(book):
-    text = book.render("describe", "en", "safe", main_hazard="", hazards=[], objects=[], question="")
+    text = book.render("describe", "en", "safe", main_hazard="", hazards=[], objects=[], question="", unknown=[])
     assert "quoted" not in text
 
 
@@ -83,3 +83,33 @@ def test_incomplete_language_file_fails_at_load(tmp_path: Path):
     with pytest.raises(ValueError, match="fr.yaml") as err:
         PromptBook.load(tmp_path)
     assert all(name in str(err.value) for name in REQUIRED if name != "danger")
+
+
+def test_template_values_keep_unknown_labels_out_of_the_objects():
+    from guidepost.hazards import Vocabulary
+    from guidepost.prompts import template_values
+
+    vocabulary = Vocabulary.load(PROJECT_ROOT / "models" / "vocabulary.yaml")
+    detections = vocabulary.normalise(["자동차", "mailbox", "Chair", "MAILBOX!", 'say "yes"'])
+    values = template_values(detections, vocabulary.assess(detections).hazards, "ko", None)
+    assert values["objects"] == ["자동차", "의자"] and values["main_hazard"] == "자동차"
+    assert values["unknown"] == ["mailbox", "say yes"], "sanitised, deduplicated, in the client's order"
+
+
+@pytest.mark.parametrize("lang, read, container", [("en", "Read the text", "container codes"),
+                                                   ("ko", "그대로 읽으세요", "컨테이너 번호")])
+def test_read_prompts_ask_for_the_text_exactly_and_warn_first(book, lang, read, container):
+    safe = book.render("read", lang, "safe", main_hazard="", hazards=[], objects=["sign"], question="")
+    assert read in safe and container in safe
+    danger = book.render("read", lang, "danger", main_hazard="truck", hazards=["truck"], objects=["truck"], question="",
+                         where="ahead")
+    assert danger.index("truck") < danger.index(container), "the warning is asked for before the reading"
+    notice = book.render("read", lang, "check_digit_mismatch", code="CSQU3054384")
+    assert "CSQU3054384" in notice
+
+
+def test_read_language_file_without_the_check_digit_notice_fails_at_load(tmp_path: Path):
+    (tmp_path / "read").mkdir()
+    (tmp_path / "read" / "en.yaml").write_text("\n".join(f"{name}: 'x'" for name in REQUIRED))
+    with pytest.raises(ValueError, match="check_digit_mismatch"):
+        PromptBook.load(tmp_path)

@@ -13,9 +13,11 @@ from guidepost.config import PROJECT_ROOT
 _PROBE = """
 import json, runpy, sys
 conf = runpy.run_path("gunicorn.conf.py")
+front = conf.get("_front")
 print(json.dumps({"torch_loaded": "torch" in sys.modules, "prometheus_loaded": "prometheus_client" in sys.modules,
                   "bind": conf["bind"], "workers": conf["workers"],
-                  "preload": conf["preload_app"], "threads_env": __import__("os").environ.get("GUIDEPOST_TORCH_THREADS")}))
+                  "preload": conf["preload_app"], "threads_env": __import__("os").environ.get("GUIDEPOST_TORCH_THREADS"),
+                  "front_listen": front.listen if front else None, "front_dir": str(front.folder) if front else None}))
 """
 
 
@@ -36,10 +38,18 @@ def test_master_never_imports_torch_and_never_preloads():
     assert conf["prometheus_loaded"] is False
 
 
-def test_bind_and_workers():
+def test_the_front_listens_on_the_public_address_and_gunicorn_on_a_private_socket():
     conf = _load_conf(PORT="8123", GUIDEPOST_WORKERS="2")
-    assert conf["bind"] == "0.0.0.0:8123" and conf["workers"] == 2
-    assert _load_conf(GUIDEPOST_BIND="127.0.0.1:9000")["bind"] == "127.0.0.1:9000"
+    assert conf["front_listen"] == "0.0.0.0:8123" and conf["workers"] == 2
+    assert conf["bind"] == f"unix:{conf['front_dir']}/gunicorn.sock"
+    assert not os.path.exists(conf["front_dir"]), "loading the configuration alone leaves nothing behind"
+    assert _load_conf(GUIDEPOST_BIND="127.0.0.1:9000")["front_listen"] == "127.0.0.1:9000"
+
+
+def test_without_the_front_gunicorn_binds_the_public_address():
+    conf = _load_conf(PORT="8123", GUIDEPOST_FRONT="off")
+    assert conf["bind"] == "0.0.0.0:8123" and conf["front_listen"] is None
+    assert _load_conf(GUIDEPOST_BIND="127.0.0.1:9000", GUIDEPOST_FRONT="off")["bind"] == "127.0.0.1:9000"
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to pin the server to")
