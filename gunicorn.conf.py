@@ -16,6 +16,9 @@ threads = _settings.threads
 preload_app = False
 # gthread workers beat from their main loop while request threads run, so this only catches a hung worker.
 timeout = 120
+# Off by default: a restarting worker reloads its models for seconds, which one worker alone cannot afford.
+max_requests = _settings.max_requests
+max_requests_jitter = _settings.max_requests // 10  # workers started together do not all restart together
 graceful_timeout = 30
 keepalive = 5
 

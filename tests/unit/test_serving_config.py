@@ -17,7 +17,8 @@ front = conf.get("_front")
 print(json.dumps({"torch_loaded": "torch" in sys.modules, "prometheus_loaded": "prometheus_client" in sys.modules,
                   "bind": conf["bind"], "workers": conf["workers"],
                   "preload": conf["preload_app"], "threads_env": __import__("os").environ.get("GUIDEPOST_TORCH_THREADS"),
-                  "front_listen": front.listen if front else None, "front_dir": str(front.folder) if front else None}))
+                  "front_listen": front.listen if front else None, "front_dir": str(front.folder) if front else None,
+                  "max_requests": [conf["max_requests"], conf["max_requests_jitter"]]}))
 """
 
 
@@ -110,3 +111,9 @@ def test_the_master_prepares_an_empty_metrics_folder_and_cleans_up(tmp_path):
 
 def test_metrics_off_prepares_nothing():
     assert _run_hooks(GUIDEPOST_METRICS="off")["folder"] is None
+
+
+def test_workers_restart_after_max_requests_only_when_asked():
+    assert _load_conf()["max_requests"] == [0, 0], "off by default: one worker alone cannot afford a reload"
+    assert _load_conf(GUIDEPOST_MAX_REQUESTS="5000")["max_requests"] == [5000, 500]
+
