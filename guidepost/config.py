@@ -83,6 +83,11 @@ class Settings(BaseSettings):
                     "is answered from the detector alone at once (fallback, reason busy). 0: no bound.")
     sse_keepalive_s: float = Field(
         5.0, gt=0, description="Seconds between keep-alive comments on a streamed answer while the VLM is quiet.")
+    metrics: bool = Field(
+        True, description="Serve Prometheus metrics at /metrics (on, off); under gunicorn all workers' values are "
+                          "summed through PROMETHEUS_MULTIPROC_DIR.")
+    metrics_public: bool = Field(
+        False, description="Serve /metrics without an API key even when GUIDEPOST_API_KEYS is set.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Python log level.")
 
     @field_validator("device")

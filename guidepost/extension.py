@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from flask import Flask
 
@@ -39,7 +40,9 @@ class Guidepost:
         self.error: str | None = None
         self.pipeline = None
         self.backend = None
+        self._outcome: tuple[bool, float] | None = None  # (ready, seconds) once loading has finished
         self._loaded = threading.Event()
+        self._on_loaded: list[Callable[[bool, float], None]] = []  # told (ready, seconds) before readiness shows
         self._start_lock = threading.Lock()
         self._started = False
         if app is not None:
@@ -79,6 +82,14 @@ class Guidepost:
         """Block until loading has finished (ready or failed); True if it finished."""
         return self._loaded.wait(timeout)
 
+    def when_loaded(self, callback: Callable[[bool, float], None]) -> None:
+        """Call callback(ready, seconds) once loading has finished, before /readyz can say so; now if it has."""
+        with self._start_lock:
+            if self._outcome is None:
+                self._on_loaded.append(callback)
+                return
+        callback(*self._outcome)
+
     def _begin(self, background: bool) -> None:
         with self._start_lock:
             if self._started:
@@ -91,19 +102,30 @@ class Guidepost:
 
     def _load(self) -> None:
         start = time.perf_counter()
+        state = "failed"
         try:
             self.pipeline, self.backend = load_pipeline(
                 self.deployment, self.vocabulary, self.prompts, deadline_s=self.deadline_s,
                 max_question_chars=self.settings.max_text_chars, vlm_slots=self.vlm_slots,
                 keepalive_s=self.settings.sse_keepalive_s)
-            self.state = "ready"
+            state = "ready"
             log.info("preset '%s' ready in %.1f s (%s)", self.preset.name, time.perf_counter() - start,
                      self.backend.describe())
         except Exception as exc:
-            self.state, self.error = "failed", str(exc)
+            self.error = str(exc)
             log.exception("loading preset '%s' failed", self.preset.name)
         finally:
-            self._loaded.set()
+            self._finish(state, time.perf_counter() - start)
+
+    def _finish(self, state: str, seconds: float) -> None:
+        """Tell the when_loaded callbacks, then publish the state (so a ready worker's metrics already say so)."""
+        with self._start_lock:
+            self._outcome = (state == "ready", seconds)
+            callbacks, self._on_loaded = self._on_loaded, []
+        for callback in callbacks:
+            callback(*self._outcome)
+        self.state = state
+        self._loaded.set()
 
     def model_info(self) -> dict:
         """Model ids and backend (and the adapter's name when one is served), as every /process answer reports them."""

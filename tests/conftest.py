@@ -7,7 +7,7 @@ import pytest
 
 # Tests never download weights and never inherit a developer's server settings.
 os.environ["HF_HUB_OFFLINE"] = "1"
-for _name in [n for n in os.environ if n.startswith("GUIDEPOST_")]:
+for _name in [n for n in os.environ if n.startswith("GUIDEPOST_") or n == "PROMETHEUS_MULTIPROC_DIR"]:
     del os.environ[_name]
 
 from PIL import Image  # noqa: E402
@@ -60,3 +60,19 @@ def street_photo() -> Image.Image:
 @pytest.fixture(scope="session")
 def jpeg(photo) -> bytes:
     return encode(photo, "JPEG", quality=90)
+
+
+BROWSER_SKIP = "BROWSER TESTS SKIPPED"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say loudly when the phone page's browser tests did not run, and how to make them run."""
+    skipped = [report for report in terminalreporter.stats.get("skipped", []) if BROWSER_SKIP in str(report.longrepr)]
+    if skipped:
+        from guidepost_tools.browser import INSTALL_HINT
+
+        terminalreporter.write_sep("!", f"{len(skipped)} browser tests of the phone page were SKIPPED", red=True)
+        for report in skipped:
+            terminalreporter.write_line(f"  skipped: {report.nodeid}", red=True)
+        terminalreporter.write_line(f"  Install Chromium to run them: {INSTALL_HINT} (as root; .ci/run does it)",
+                                    red=True)

@@ -35,6 +35,7 @@ class Refusal:
     code: str
     message: str
     retry_after: int | None = None
+    allow: str | None = None  # the Allow header a 405 must carry (RFC 9110)
 
 
 def _refusals(body_too_large: str) -> list[Refusal]:
@@ -51,6 +52,9 @@ def _refusals(body_too_large: str) -> list[Refusal]:
         Refusal(502, 503, "unavailable", "The server is starting, restarting or stopping; retry shortly.",
                     retry_after=5),
         Refusal(504, 504, "gateway_timeout", "The server took too long to answer; retry."),
+        # nginx refuses TRACE before any location: it names the methods the API uses anywhere.
+        Refusal(405, 405, "method_not_allowed", "The method is not allowed (TRACE never is).",
+                allow="GET, HEAD, POST, OPTIONS"),
     ]
 
 

@@ -18,7 +18,7 @@ from .auth import check_api_key
 from .decode import decode_request
 from .disconnect import client_gone
 from .errors import error_body, request_id
-from .slot import Slot
+from .metrics import record_answer, watch_first_event
 from .slot import Slot
 from .sse import sse_answer
 
@@ -92,13 +92,14 @@ def process():
         hazard = next(events)  # a client mistake (a deadline too short) is still a plain 4xx answer here
 
         def encode_done(done: Done, first_event_ms: float | None = None) -> dict:
+            record_answer(scene, done.result)
             return encode_response(scene, done.result, ext.model_info(), started, first_event_ms)
 
         if not streamed:
             with closing(events):
                 return jsonify(encode_done(next(item for item in events if isinstance(item, Done))))
-        return slot.stream(sse_answer(hazard, events, started=started, encode_done=encode_done,
-                                      request_id=scene.request_id, error_body=error_body))
+        return slot.stream(watch_first_event(sse_answer(hazard, events, started=started, encode_done=encode_done,
+                                                        request_id=scene.request_id, error_body=error_body), started))
 
 
 def ready_guidepost() -> Guidepost:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Callable
 
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -36,6 +37,7 @@ def request_id() -> str:
 
 def error_body(code: str, message: str) -> dict:
     """The one error shape: {"error": {"code", "message", "request_id"}}."""
+    g.error_code = code  # the request's metrics count it by code (a streamed answer's error event too)
     return {"error": {"code": code, "message": message, "request_id": request_id()}}
 
 
@@ -62,8 +64,9 @@ def _http_code(exc: HTTPException) -> str:
     return {413: "payload_too_large"}.get(exc.code, (exc.name or "error").lower().replace(" ", "_"))
 
 
-def register_error_handlers(app: Flask) -> None:
-    """Route domain errors, werkzeug HTTP errors and unexpected exceptions to the JSON shape."""
+def register_error_handlers(app: Flask, by_prefix: dict[str, Callable] | None = None) -> None:
+    """Route domain errors, werkzeug HTTP errors and unexpected exceptions to the JSON shape; by_prefix: a path
+    prefix → the handler of werkzeug errors that its blueprint did not see (routing: no such path, wrong method)."""
 
     @app.errorhandler(GuidepostError)
     def _domain_error(exc: GuidepostError):
@@ -71,6 +74,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
+        for prefix, handler in (by_prefix or {}).items():
+            if request.path.startswith(prefix):
+                return handler(exc)
         message = exc.description or exc.name
         if exc.code == 413:
             if body_over_limit():  # Content-Length or chunked: the same words as the front's 413

@@ -6,8 +6,8 @@ import logging
 import time
 from contextlib import closing
 
-from flask import Blueprint, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from flask import Blueprint, jsonify, request
+from werkzeug.exceptions import HTTPException, NotFound
 
 from ..errors import GuidepostError, InvalidField
 from ..pipeline import Done
@@ -80,17 +80,6 @@ def chat_completions():
         return slot.stream(stream_chunks(chat, hazard, events, started=started, encode_done=encode_done))
 
 
-@bp.route("/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-def unknown(rest: str):
-    """Anything else under /v1: 405 where another method would do, else 404, in OpenAI's shape."""
-    adapter = current_app.url_map.bind_to_environ(request.environ)
-    allowed = [method for method in ("GET", "POST") if _endpoint(adapter, method) not in (None, "openai.unknown")]
-    if allowed:
-        raise MethodNotAllowed(valid_methods=allowed)
-    raise NotFound(f"No such endpoint: {request.method} {request.path}. This server offers POST /v1/chat/completions "
-                   "and GET /v1/models.")
-
-
 @bp.errorhandler(GuidepostError)
 def _domain_error(exc: GuidepostError):
     param = getattr(exc, "param", None) or (exc.field if isinstance(exc, InvalidField) else None)
@@ -98,8 +87,12 @@ def _domain_error(exc: GuidepostError):
 
 
 @bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException):
+def http_error(exc: HTTPException):
+    """A werkzeug error under /v1 (the app's routing errors too: register_http passes them here) in OpenAI's shape."""
     message = exc.description or exc.name
+    if type(exc) is NotFound and request.url_rule is None:  # no route: say what there is
+        message = (f"No such endpoint: {request.method} {request.path}. This server offers POST /v1/chat/completions "
+                   "and GET /v1/models.")
     if exc.code == 413:
         message = ("The request body is too large: the photo may be at most "
                    f"{guidepost().settings.max_image_mb:g} MB (GUIDEPOST_MAX_IMAGE_MB), sent as base64.")
@@ -134,10 +127,3 @@ def _error(status: int, code: str, message: str, param: str | None = None, heade
 
 def _model(name: str) -> dict:
     return {"id": name, "object": "model", "created": _STARTED, "owned_by": "guidepost"}
-
-
-def _endpoint(adapter, method: str) -> str | None:
-    try:
-        return adapter.match(method=method)[0]
-    except HTTPException:
-        return None

@@ -108,6 +108,7 @@ def test_a_server_that_is_gone_is_a_json_503_with_retry_after(front):
     (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431, "request_header_fields_too_large"),
     (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
     (b"POST /process HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n", 413, "payload_too_large"),
+    (b"TRACE /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 405, "method_not_allowed"),
 ])
 def test_what_nginx_refuses_itself_comes_in_the_api_error_shape(front, request_bytes, status, code):
     _, port, settings = front
@@ -116,6 +117,8 @@ def test_what_nginx_refuses_itself_comes_in_the_api_error_shape(front, request_b
     assert body["error"]["code"] == code and body["error"]["request_id"] == headers["x-request-id"]
     if status == 413:
         assert body["error"]["message"] == settings.body_too_large_message, "the app's own words"
+    if status == 405:
+        assert "GET" in headers["allow"] and "TRACE" not in headers["allow"]
 
 
 @pytest.mark.parametrize("given,kept", [("req-42", True), ('a"b', False), ("x" * 65, False)])
