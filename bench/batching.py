@@ -6,9 +6,10 @@ through the Flask test client from N client threads. Each level runs with batchi
 and on (max_size 8), interleaved, in one run, with GUIDEPOST_MAX_IN_FLIGHT and GUIDEPOST_MAX_QUEUE raised so every
 client reaches the VLM.
 
-    .venv/bin/python bench/batching.py [--requests 16] [--max-new-tokens 32] [--levels 1,2,4,8]
+    .venv/bin/python bench/batching.py [--requests 16] [--max-new-tokens 32] [--levels 1,2,4,8] \
+        [--config "torch, one tile" | "openvino int8, one tile"]
 
-Writes bench/results/batching-<date>.json and .png.
+Writes bench/results/batching-<date>-<backend>.json and .png.
 """
 from __future__ import annotations
 
@@ -32,16 +33,16 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.architectures import build_smolvlm_256m, built  # noqa: E402
-from bench.request_cost import photos, preset_folder  # noqa: E402
+from bench.request_cost import CONFIGS, photos, preset_folder  # noqa: E402
 from guidepost import create_app  # noqa: E402
 from guidepost.config import PROJECT_ROOT  # noqa: E402
 
 SETTINGS = {"off": {"max_size": 1, "window_ms": 0}, "on": {"max_size": 8, "window_ms": 20}}
 
 
-def app_for(vlm_dir: Path, batch: dict, max_new_tokens: int, cache: Path, tmp: Path):
-    """The default preset's architecture with the given batching, loaded and warm."""
-    folder = preset_folder(vlm_dir, False, max_new_tokens, tmp / f"b{batch['max_size']}")
+def app_for(vlm_dir: Path, config: str, batch: dict, max_new_tokens: int, cache: Path, tmp: Path):
+    """The default preset's architecture (configured as request_cost.CONFIGS[config]) with the given batching."""
+    folder = preset_folder(vlm_dir, config, max_new_tokens, tmp / f"b{batch['max_size']}")
     preset = yaml.safe_load((folder / "default.yaml").read_text())
     preset["vlm"]["batch"] = batch
     (folder / "default.yaml").write_text(yaml.safe_dump(preset))
@@ -75,13 +76,15 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32, help="tokens decoded per answer")
     parser.add_argument("--levels", default="1,2,4,8", help="concurrent clients")
     parser.add_argument("--cache", type=Path, default=PROJECT_ROOT / "model_cache", help="model cache folder")
+    parser.add_argument("--config", default="torch, one tile", choices=[c for c in CONFIGS if "one tile" in c],
+                        help="the default preset's backend and weights")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
     vlm_dir = built(args.cache, "smolvlm-256m-random", build_smolvlm_256m)
     images = list(photos().values())
     results: dict = {name: [] for name in SETTINGS}
     with tempfile.TemporaryDirectory() as tmp:
-        apps = {name: app_for(vlm_dir, batch, args.max_new_tokens, args.cache, Path(tmp))
+        apps = {name: app_for(vlm_dir, args.config, batch, args.max_new_tokens, args.cache, Path(tmp))
                 for name, batch in SETTINGS.items()}
         for clients in levels:
             for name, app in apps.items():  # interleaved: a burst of load on the machine hits both alike
@@ -94,17 +97,19 @@ def main() -> None:
               "machine": {"cores": len(os.sched_getaffinity(0)), "cpu": platform.processor() or platform.machine(),
                           "python": platform.python_version(), "torch": torch.__version__,
                           "torch_threads": torch.get_num_threads()},
-              "what": "default preset's architectures, random weights, torch on the CPU, through the Flask test "
-                      "client; every answer decodes max_new_tokens tokens (min_new_tokens set)",
+              "what": f"default preset's architectures, random weights, {args.config} on the CPU, through the "
+                      "Flask test client; every answer decodes max_new_tokens tokens (min_new_tokens set)",
+              "config": args.config,
               "max_new_tokens": args.max_new_tokens, "settings": SETTINGS, "levels": results, "ratios": ratios}
-    out = PROJECT_ROOT / "bench" / "results" / f"batching-{report['date']}"
+    backend = args.config.split(",")[0].replace(" ", "-")
+    out = PROJECT_ROOT / "bench" / "results" / f"batching-{report['date']}-{backend}"
     out.with_suffix(".json").write_text(json.dumps(report, indent=2))
-    chart(results, out.with_suffix(".png"))
+    chart(results, out.with_suffix(".png"), args.config)
     print(json.dumps(ratios, indent=2))
     print(f"wrote {out}.json/.png")
 
 
-def chart(results: dict, path: Path) -> None:
+def chart(results: dict, path: Path, config: str) -> None:
     """Throughput and p50/p95 latency per level, batching off vs on."""
     import matplotlib
     matplotlib.use("Agg")
@@ -126,7 +131,7 @@ def chart(results: dict, path: Path) -> None:
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle("Default preset's architectures (random weights), torch on the CPU", fontsize=10)
+    fig.suptitle(f"Default preset's architectures (random weights), {config} on the CPU", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

@@ -4,7 +4,7 @@ Builds SmolVLM-256M's architecture and OpenCLIP ViT-B-32 with RANDOM weights (sp
 values; nothing is downloaded), loads them through the real loading code, and sends scikit-image's photographs as
 streamed /process requests through the Flask test client, one at a time: the time to the `hazard` event (decode +
 CLIP + the danger decision) and to the `done` event, with the torch CLIP and with the OpenVINO CLIP (int8 and fp32
-IR, swapped in for the detector; the VLM stays torch). It also times detection alone with and without direction
+IR, swapped in for the detector; the VLM as --config says, by default as the shipped preset: OpenVINO int8). It also times detection alone with and without direction
 words (three crops batched with the whole image), in interleaved rounds.
 
     .venv/bin/python bench/first_event.py [--rounds 3] [--max-new-tokens 32]
@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.architectures import build_smolvlm_256m, built  # noqa: E402
-from bench.request_cost import photos, preset_folder  # noqa: E402
+from bench.request_cost import CONFIGS, photos, preset_folder  # noqa: E402
 from guidepost import create_app  # noqa: E402
 from guidepost.config import PROJECT_ROOT  # noqa: E402
 
@@ -50,12 +50,12 @@ def streamed(client, data: bytes) -> tuple[float, float]:
     return hazard_ms, (time.perf_counter() - started) * 1000
 
 
-def openvino_detector(ext, weights: str):
-    """The preset's CLIP exported to OpenVINO IR (once) and compiled, over the same vocabulary."""
+def detector_on(ext, backend: str, weights: str = "int8"):
+    """The preset's CLIP on `backend` (OpenVINO: exported to IR once, with these weights), over the same vocabulary."""
     from guidepost.backends import create_backend
     from guidepost.sources import prepare_sources
 
-    deployment = ext.deployment.model_copy(update={"backend": "openvino", "openvino": ext.deployment.openvino.model_copy(
+    deployment = ext.deployment.model_copy(update={"backend": backend, "openvino": ext.deployment.openvino.model_copy(
         update={"weights": weights, "threads": ext.deployment.torch_threads})})
     source = prepare_sources(deployment.preset, deployment.model_cache).detector
     return create_backend(deployment).load_detector(deployment.preset.detector, source, ext.vocabulary)
@@ -76,18 +76,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds over the photos and detectors (interleaved)")
     parser.add_argument("--max-new-tokens", type=int, default=32, help="tokens decoded per answer")
     parser.add_argument("--cache", type=Path, default=PROJECT_ROOT / "model_cache", help="model cache folder")
+    parser.add_argument("--config", default="openvino int8, one tile", choices=[c for c in CONFIGS if "one tile" in c],
+                        help="the VLM's backend and weights (the shipped default preset: OpenVINO int8)")
     args = parser.parse_args()
 
     vlm_dir = built(args.cache, "smolvlm-256m-random", build_smolvlm_256m)
     images = photos()
     with tempfile.TemporaryDirectory() as tmp:
-        presets = preset_folder(vlm_dir, False, args.max_new_tokens, Path(tmp))
+        presets = preset_folder(vlm_dir, args.config, args.max_new_tokens, Path(tmp))
         app = create_app({"presets_dir": str(presets), "model_cache": str(args.cache), "load": "eager"})
         ext = app.extensions["guidepost"]
         ext.start()
     pipeline, client = ext.pipeline, app.test_client()
-    detectors = {"torch": pipeline.detector, "openvino-int8": openvino_detector(ext, "int8"),
-                 "openvino-fp32": openvino_detector(ext, "fp32")}
+    detectors = {"torch": detector_on(ext, "torch"), "openvino-int8": detector_on(ext, "openvino", "int8"),
+                 "openvino-fp32": detector_on(ext, "openvino", "fp32")}
     requests_ms: dict = {name: [] for name in detectors}
     detect_ms: dict = {f"{name} {mode}": [] for name in detectors for mode in ("with directions", "without")}
     photo = next(iter(images.values()))
@@ -117,7 +119,7 @@ def main() -> None:
               "machine": {"cores": len(os.sched_getaffinity(0)), "cpu": platform.processor() or platform.machine(),
                           "python": platform.python_version(), "torch": torch.__version__,
                           "torch_threads": torch.get_num_threads()},
-              "max_new_tokens": args.max_new_tokens, "vlm": "SmolVLM-256M architecture, torch, random weights",
+              "max_new_tokens": args.max_new_tokens, "vlm": f"SmolVLM-256M architecture, {args.config}, random weights",
               "streamed_requests": results, "detect_ms_median": detection, "ratios": ratios,
               "rounds": {"requests": {k: [[round(h, 1), round(d, 1)] for h, d in v] for k, v in requests_ms.items()},
                          "detect": {k: [round(x, 1) for x in v] for k, v in detect_ms.items()}}}
