@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 from .backends import create_backend
 from .deployment import Deployment
@@ -11,6 +12,12 @@ from .prompts import PromptBook
 from .sources import prepare_sources
 
 log = logging.getLogger(__name__)
+
+# transformers' from_pretrained swaps module-level functions while it builds a model (no_init_weights and
+# no_tie_weights replace torch.nn.init.* and PreTrainedModel.init_weights/tie_weights, then put back what they
+# found). Two loads at once in one process can put back the other's stubs for good: later models then keep
+# uninitialised (meta) or untied weights. One load at a time per process (apps in tests, tools that load twice).
+_LOADING = threading.Lock()
 
 
 class ModelLoadError(RuntimeError):
@@ -24,6 +31,11 @@ def load_pipeline(deployment: Deployment, vocabulary: Vocabulary, prompts: Promp
 
     if deployment.torch_threads:
         torch.set_num_threads(deployment.torch_threads)
+    with _LOADING:
+        return _load(deployment, vocabulary, prompts, pipeline_options)
+
+
+def _load(deployment: Deployment, vocabulary: Vocabulary, prompts: PromptBook, pipeline_options: dict):
     preset = deployment.preset
     sources = prepare_sources(preset, deployment.model_cache)
     backend = create_backend(deployment)

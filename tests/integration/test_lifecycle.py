@@ -71,3 +71,33 @@ def test_unknown_backend_names_the_known_ones(tmp_path, model_cache):
         create_app({"preset": "odd", "presets_dir": str(presets), "model_cache": str(model_cache)})
     with pytest.raises(ConfigError, match="GUIDEPOST_BACKEND='tensorrt'"):
         create_app({"preset": "tiny", "backend": "tensorrt", "model_cache": str(model_cache)})
+
+
+def test_apps_loading_at_once_in_one_process_all_get_whole_models(tmp_path, model_cache):
+    # transformers swaps module globals while building a model; loads that overlap could leave the next model
+    # with uninitialised (meta) or untied weights. The tiny DeepSeek-VL ties its output layer to its embeddings.
+    import threading
+
+    import torch
+
+    tiny = (PROJECT_ROOT / "models" / "tiny.yaml").read_text()
+    families = ("tiny-llava", "tiny-idefics3", "tiny-qwen2.5-vl", "tiny-deepseek-vl-hybrid")
+    presets = presets_dir(tmp_path / "models", **{name: tiny.replace("tiny-llava", name) for name in families})
+    apps = []
+
+    def load(name):
+        apps.append(started_app({"preset": name, "presets_dir": str(presets), "model_cache": str(model_cache),
+                                 "load": "eager"}))
+    threads = [threading.Thread(target=load, args=(name,)) for name in families * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert len(apps) == len(threads), "every app loaded"
+    for app in apps:
+        model = app.extensions["guidepost"].pipeline.vlm.model
+        assert not any(p.is_meta for p in model.parameters())
+        output, embeddings = model.get_output_embeddings(), model.get_input_embeddings()
+        if getattr(model.config, "tie_word_embeddings", False):
+            assert output.weight.data_ptr() == embeddings.weight.data_ptr() or torch.equal(output.weight,
+                                                                                           embeddings.weight)
