@@ -42,6 +42,7 @@ SETTINGS = {"off": {"max_size": 1, "window_ms": 0}, "on": {"max_size": 8, "windo
 
 def app_for(vlm_dir: Path, config: str, batch: dict, max_new_tokens: int, cache: Path, tmp: Path):
     """The default preset's architecture (configured as request_cost.CONFIGS[config]) with the given batching."""
+    (tmp / f"b{batch['max_size']}").mkdir(exist_ok=True)
     folder = preset_folder(vlm_dir, config, max_new_tokens, tmp / f"b{batch['max_size']}")
     preset = yaml.safe_load((folder / "default.yaml").read_text())
     preset["vlm"]["batch"] = batch

@@ -69,12 +69,12 @@ class Settings(BaseSettings):
     front_max_per_ip: int = Field(
         64, ge=0, description="Requests in progress per client address that the front admits (429 above); 0: no bound.")
     workers: int = Field(1, ge=1, description="gunicorn worker processes; each loads its own copy of the models.")
-    threads: int = Field(8, ge=1, description="Request threads per worker; the VLM still runs one generation at a time.")
+    threads: int = Field(16, ge=1, description="Request threads per worker; the VLM still runs one generation at a time.")
     max_requests: int = Field(
         0, ge=0, description="Restart a worker after this many requests (plus up to 10 % jitter); 0: never. Bounds "
                              "slow memory growth inside libraries; use it with 2+ workers.")
     max_queue: int = Field(
-        6, ge=0,
+        12, ge=0,
         description="/process requests one worker takes in at once (decoding, detecting, or waiting for or using the "
                     "VLM); the next gets 503 overloaded with Retry-After at once. Below GUIDEPOST_THREADS. 0: no bound.")
     max_in_flight: int = Field(
