@@ -112,8 +112,7 @@ def main() -> None:
 
 def chart(results: dict, path: Path, config: str) -> None:
     """Throughput and p50/p95 latency per level, batching off vs on."""
-    import matplotlib
-    matplotlib.use("Agg")
+    from guidepost_tools.loadtest.plots import concurrency_axis  # first: it selects matplotlib's file-only backend
     import matplotlib.pyplot as plt
 
     fig, (tput, lat) = plt.subplots(1, 2, figsize=(11, 4))
@@ -123,14 +122,7 @@ def chart(results: dict, path: Path, config: str) -> None:
         lat.plot(xs, [row["p50_ms"] / 1000 for row in rows], "-o", color=f"C{i}", label=f"batching {name} p50")
         lat.plot(xs, [row["p95_ms"] / 1000 for row in rows], "--", color=f"C{i}", label=f"batching {name} p95")
     for ax, title, ylabel in ((tput, "Throughput", "answers per second"), (lat, "Latency", "seconds")):
-        ax.set_xscale("log", base=2)
-        ax.set_xticks([row["clients"] for row in next(iter(results.values()))])
-        ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        ax.set_xlabel("concurrent clients")
-        ax.set_ylabel(ylabel)
-        ax.set_title(title)
-        ax.set_ylim(bottom=0)
-        ax.grid(alpha=0.3)
+        concurrency_axis(ax, [row["clients"] for row in next(iter(results.values()))], title, ylabel)
         ax.legend(fontsize=8)
     fig.suptitle(f"Default preset's architectures (random weights), {config} on the CPU", fontsize=10)
     fig.tight_layout()

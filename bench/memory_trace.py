@@ -29,8 +29,8 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from guidepost import create_app  # noqa: E402
 from guidepost_tools.loadtest.payloads import build_payloads, default_photos  # noqa: E402
-from tests.helpers import started_app  # noqa: E402
 
 STEP = 100  # requests between samples
 
@@ -42,7 +42,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
 
-    app = started_app({"preset": "tiny", "model_cache": tempfile.mkdtemp(prefix="guidepost-mem-"), "load": "eager"})
+    app = create_app({"preset": "tiny", "model_cache": tempfile.mkdtemp(prefix="guidepost-mem-"), "load": "eager"})
+    app.extensions["guidepost"].start()
     payloads = build_payloads(default_photos(), "multipart")
     clients: dict[int, object] = {}
 

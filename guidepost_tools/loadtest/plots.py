@@ -49,6 +49,18 @@ def plot_latency_over_time(targets: list[dict], sla_ms: float, path: Path) -> No
     _save(fig, path)
 
 
+def concurrency_axis(ax, ticks: list[int], title: str, ylabel: str, title_size: float | None = None) -> None:
+    """A panel over concurrency levels: clients on a log-2 axis with plain tick labels, y from 0, a light grid."""
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks)
+    ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.set_xlabel("concurrent clients")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=title_size)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+
+
 def plot_levels(targets: list[dict], path: Path) -> None:
     """Per concurrency level: answer latency p50/p95/p99, answers per second, and the share refused with 503."""
     fig, (lat, tput, refused) = plt.subplots(1, 3, figsize=(15, 4.6))
@@ -61,16 +73,10 @@ def plot_levels(targets: list[dict], path: Path) -> None:
         tput.plot(xs, [level["throughput_rps"] for level in levels], "-", marker=marker, color=colour)
         refused.plot(xs, [100 * level["statuses"].get("503", 0) / max(1, level["requests"]) for level in levels],
                      "-", marker=marker, color=colour)
+    ticks = sorted({level["concurrency"] for t in targets for level in t["levels"]})
     for ax, title, ylabel in ((lat, "Answer latency (200s)", "seconds"), (tput, "Throughput", "answers per second"),
                               (refused, "Refused at once (503 overloaded)", "% of requests")):
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(sorted({level["concurrency"] for t in targets for level in t["levels"]}))
-        ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        ax.set_xlabel("concurrent clients")
-        ax.set_ylabel(ylabel)
-        ax.set_title(title)
-        ax.set_ylim(bottom=0)
-        ax.grid(alpha=0.3)
+        concurrency_axis(ax, ticks, title, ylabel)
     # One legend for the figure: a colour and marker per target, a line style per percentile.
     handles = [Line2D([], [], color=f"C{i}", marker=_MARKERS[i % len(_MARKERS)], label=target["label"])
                for i, target in enumerate(targets)]
@@ -96,16 +102,10 @@ def plot_first_event(targets: list[dict], path: Path) -> None:
         share.plot(xs, [100 * (level.get("verdict") or {}).get("share_within", 0) for level in levels], "-",
                    marker=marker, color=colour)
         threshold = (levels[0].get("verdict") or {}).get("threshold_ms") if levels else threshold
+    ticks = sorted({level["concurrency"] for t in targets for level in t["levels"]})
     for ax, title, ylabel in ((when, "First speakable event (hazard event, or the whole answer)", "seconds"),
                               (share, f"Requests with their hazard verdict within {threshold} ms", "% of requests")):
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(sorted({level["concurrency"] for t in targets for level in t["levels"]}))
-        ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        ax.set_xlabel("concurrent clients")
-        ax.set_ylabel(ylabel)
-        ax.set_title(title, fontsize=10)
-        ax.set_ylim(bottom=0)
-        ax.grid(alpha=0.3)
+        concurrency_axis(ax, ticks, title, ylabel, title_size=10)
     handles = [Line2D([], [], color=f"C{i}", marker=_MARKERS[i % len(_MARKERS)], label=target["label"])
                for i, target in enumerate(targets)]
     handles += [Line2D([], [], color="grey", linestyle=style, label=stat) for stat, style in (("p50", "-"), ("p95", "--"))]
