@@ -37,10 +37,12 @@ STEP = 100  # requests between samples
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--requests", type=int, default=3000, help=f"a multiple of {STEP}")
     parser.add_argument("--clients", type=int, default=4, help="client threads (a 2-worker soak at 8 sends 4 each)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
+    if args.requests < STEP or args.requests % STEP:
+        parser.error(f"--requests must be a multiple of {STEP} (a sample every {STEP} requests)")
 
     app = create_app({"preset": "tiny", "model_cache": tempfile.mkdtemp(prefix="guidepost-mem-"), "load": "eager"})
     app.extensions["guidepost"].start()
@@ -53,7 +55,7 @@ def main() -> None:
         return client.post("/process", data=payload.body, content_type=payload.content_type).status_code
 
     process, samples, statuses, snapshots = psutil.Process(), [], {}, {}
-    checkpoint = (args.requests // 3) // STEP * STEP
+    checkpoint = max(STEP, (args.requests // 3) // STEP * STEP)  # a sample exists there, however short the run
     tracemalloc.start(15)
     with ThreadPoolExecutor(args.clients) as pool, tqdm(total=args.requests, unit="req") as bar:
         for done in range(STEP, args.requests + 1, STEP):
