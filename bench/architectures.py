@@ -29,6 +29,24 @@ LLAVA_QWEN2_05B = {
     "image_size": 224, "patch": 32,
 }
 
+# llava-hf/llava-1.5-7b-hf: CLIP ViT-L/14 at 336 px (576 image tokens) + Vicuna-7B (Llama-2-7B).
+LLAVA_15_7B = {
+    "vision": {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24, "num_attention_heads": 16},
+    "text": {"hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32, "num_attention_heads": 32,
+             "num_key_value_heads": 32, "vocab_size": 32064, "max_position_embeddings": 4096, "rms_norm_eps": 1e-5,
+             "initializer_range": 0.02},
+    "image_size": 336, "patch": 14,
+}
+# Qwen/Qwen2.5-VL-3B-Instruct: a windowed ViT (32 blocks, patch 14, 2x2 merge) + a 36-layer Qwen2.5 text model.
+QWEN2_5_VL_3B = {
+    "vision": {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16, "window_size": 112,
+               "fullatt_block_indexes": [7, 15, 23, 31]},
+    "text": {"hidden_size": 2048, "intermediate_size": 11008, "num_hidden_layers": 36, "num_attention_heads": 16,
+             "num_key_value_heads": 2, "vocab_size": 151936, "max_position_embeddings": 128000,
+             "tie_word_embeddings": True, "initializer_range": 0.02},
+    "patch": 14, "merge": 2, "min_pixels": 3136, "max_pixels": 12845056, "mrope_section": [16, 24, 24],
+}
+
 
 def build_smolvlm_256m(folder: Path) -> None:
     """SmolVLM-256M-Instruct's architecture with SmolVLM's processor."""
@@ -55,6 +73,21 @@ def build_llava_qwen2_05b(folder: Path) -> None:
     spec = LLAVA_QWEN2_05B
     tiny.build_random_llava(folder, vision=spec["vision"], text=spec["text"], image_size=spec["image_size"],
                             patch=spec["patch"], text_family="qwen2")
+
+
+def build_llava_15_7b(folder: Path) -> None:
+    """LLaVA-1.5-7B's architecture (build it with torch's default device and dtype set: cuda, bfloat16)."""
+    spec = LLAVA_15_7B
+    tiny.build_random_llava(folder, vision=spec["vision"], text=spec["text"], image_size=spec["image_size"],
+                            patch=spec["patch"], text_family="llama")
+
+
+def build_qwen2_5_vl_3b(folder: Path) -> None:
+    """Qwen2.5-VL-3B's architecture (build it with torch's default device and dtype set: cuda, bfloat16)."""
+    spec = QWEN2_5_VL_3B
+    tiny.build_random_qwen2_5_vl(folder, vision=spec["vision"], text=spec["text"], patch=spec["patch"],
+                                 merge=spec["merge"], min_pixels=spec["min_pixels"], max_pixels=spec["max_pixels"],
+                                 mrope_section=spec["mrope_section"])
 
 
 def build_clip_vit_b_32(folder: Path) -> None:

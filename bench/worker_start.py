@@ -13,6 +13,9 @@ outside the measurement, as a deployment restarts.
 
     .venv/bin/python bench/worker_start.py --root . --preset default --rounds 5
 
+Right at ready, one photo goes to /process: `first_answer` is the seconds from spawn to its whole answer (a worker
+that turns ready before its VLM has warmed up shows here what that costs the first user).
+
 Each checkout runs with this venv's interpreter (its packages must import there). Writes
 bench/results/worker-start-<date>[-default].json.
 """
@@ -38,12 +41,16 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from guidepost_tools.loadtest.payloads import default_photos  # noqa: E402
 from guidepost_tools.loadtest.server import free_port, is_gunicorn  # noqa: E402
+
+PHOTO = default_photos()[0]
 
 WHAT = {"tiny": "tiny preset",
         "default": "the default preset (OpenVINO, int8) over random SmolVLM-256M and ViT-B/32 weights at real size, "
                    "a restart: IR exported and label embeddings cached by an earlier start"}
 # Libraries only the tools need: a worker that maps one of their shared objects or files imported it.
+KEYS = ("healthz", "readyz", "first_answer", "worker_rss_mib")
 HEAVY = ("matplotlib", "nltk", "rouge_score", "kiwipiepy", "sklearn", "skimage", "guidepost_tools")
 
 
@@ -70,6 +77,12 @@ def start_once(root: Path, cache: Path, preset: dict) -> dict:
                 except requests.RequestException:
                     pass
                 time.sleep(0.02)
+        photo = PHOTO
+        answer = requests.post(f"http://127.0.0.1:{port}/process", timeout=120,
+                               files={"image": (photo.name, photo.data, photo.content_type)})
+        result["first_answer"] = round(time.perf_counter() - started, 3)
+        result["first_answer_reason"] = answer.json().get("reason")  # None: the VLM answered; "unspeakable": it did, in
+        # noise (random weights)
         # The master's first child may be the front's nginx (started before the workers).
         worker = next(c for c in psutil.Process(proc.pid).children() if is_gunicorn(c.cmdline()))
         result["worker_rss_mib"] = round(worker.memory_info().rss / 2**20, 1)
@@ -120,10 +133,10 @@ def main() -> None:
             for root in args.root:
                 runs[str(root)].append(start_once(root.resolve(), cache, preset))
                 print(f"round {round_ + 1} {root}: {runs[str(root)][-1]}", flush=True)
-    medians = {root: {key: statistics.median(r[key] for r in rounds) for key in ("healthz", "readyz", "worker_rss_mib")}
+    medians = {root: {key: statistics.median(r[key] for r in rounds) for key in KEYS}
                | {"heavy_modules": rounds[-1]["heavy_modules"]} for root, rounds in runs.items()}
     base = medians[str(args.root[0])]
-    ratios = {root: {key: round(m[key] / base[key], 3) for key in ("healthz", "readyz", "worker_rss_mib")}
+    ratios = {root: {key: round(m[key] / base[key], 3) for key in KEYS}
               for root, m in medians.items()}
     report = {"date": dt.date.today().isoformat(), "command": "python bench/worker_start.py " + " ".join(sys.argv[1:]),
               # Other jobs share this machine: its load (runnable processes, 1/5/15 min) when the run ended.

@@ -72,11 +72,13 @@ class Guidepost:
             self._begin(background=True)
 
     def ensure_loaded(self) -> None:
-        """Load synchronously if nobody started loading yet, else wait; raise ModelLoadError on failure."""
+        """Load synchronously if nobody started loading yet, else wait, VLM warm-up included; raise ModelLoadError on
+        failure. (A server turns ready before its VLM's warm-up ends; tools and tests start from a warm VLM.)"""
         self._begin(background=False)
         self.wait()
         if self.state == "failed":
             raise ModelLoadError(self.error)
+        self.pipeline.vlm_warm.wait()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until loading has finished (ready or failed); True if it finished."""

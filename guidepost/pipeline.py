@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -80,6 +81,7 @@ class Pipeline:
         self.vlm_slots = vlm_slots or Admission(0)
         self.keepalive_s = keepalive_s
         self.min_deadline_ms = 1  # measured at warm-up: less cannot even run the detector
+        self.vlm_warm = threading.Event()  # set once the VLM's warm-up generation has ended (or failed)
 
     def run(self, request: SceneRequest, *, should_stop: Callable[[], bool] | None = None) -> SceneResult:
         """The whole answer to one request (stream() consumed)."""
@@ -225,8 +227,8 @@ class Pipeline:
         return _Spoken(text, None if text else "unspeakable", False, generation.stopped_by, usage)
 
     def warm_up(self) -> None:
-        """Run both models once on a blank image so the first user does not pay for lazy initialisation; measure
-        what detection costs, which is the shortest deadline a request may ask for."""
+        """Run the detector now (timing it gives the shortest deadline a request may ask for) and queue the VLM's
+        first generation, which pays its lazy initialisation; vlm_warm is set when that ends."""
         blank = Image.new("RGB", (64, 64), (128, 128, 128))
         self.detector.detect(blank)  # a detector that cannot run makes the worker unready: let it raise
         runs = []
@@ -235,13 +237,33 @@ class Pipeline:
             self.detector.detect(blank)
             runs.append(time.perf_counter() - started)
         self.min_deadline_ms = 10 * math.ceil((2 * sorted(runs)[1] * 1000 + 10) / 10)
+        # The worker can warn from here on, so it does not wait for the VLM's warm-up (about 1 s on a CPU): the
+        # warm-up goes first in the model's queue, and a request arriving meanwhile gets its hazard at once and
+        # its description right after the warm-up.
         try:
             inputs = self.vlm.preprocess([blank], "Describe the image.")
-            self.vlm.generate(inputs, deadline=time.monotonic() + max(self.deadline_s, 60), max_new_tokens=1)
+            generation = self.vlm.stream(inputs, deadline=time.monotonic() + max(self.deadline_s, 60),
+                                         max_new_tokens=1)
         except Exception as exc:
-            # Still serve: every request can fall back to the detector, which keeps hazards audible.
-            log.warning("VLM warm-up failed; requests will fall back to the detector: %s: %s",
-                        type(exc).__name__, exc)
+            self._vlm_warm_up_failed(exc)
+            return
+        threading.Thread(target=self._finish_vlm_warm_up, args=(generation,), name="guidepost-vlm-warm-up",
+                         daemon=True).start()
+
+    def _finish_vlm_warm_up(self, generation) -> None:
+        try:
+            for _ in generation:
+                pass
+        except Exception as exc:
+            self._vlm_warm_up_failed(exc)
+        finally:
+            generation.close()
+            self.vlm_warm.set()
+
+    def _vlm_warm_up_failed(self, exc: Exception) -> None:
+        # Still serve: every request can fall back to the detector, which keeps hazards audible.
+        log.warning("VLM warm-up failed; requests will fall back to the detector: %s: %s", type(exc).__name__, exc)
+        self.vlm_warm.set()
 
     def _template_values(self, detections: list[Detection], assessment: Assessment, request: SceneRequest) -> dict:
         # Only vocabulary names reach the instructions; client labels it does not know only as quoted data.

@@ -122,6 +122,16 @@ class VLMSpec(_Strict):
     adapter: str | None = Field(None, description="LoRA adapter: a name under <model cache>/adapters/ or a folder")
     lora: LoRASpec = LoRASpec()
 
+    @field_validator("generate_kwargs")
+    @classmethod
+    def _not_the_servers(cls, value: dict) -> dict:
+        # The server sets these per request (the answer's budget, its deadline and stop hook, its stream).
+        taken = sorted(set(value) & {"max_new_tokens", "stopping_criteria", "streamer"})
+        if taken:
+            raise ValueError(f"{', '.join(taken)} cannot be set here: the server sets them per request "
+                             "(use vlm.max_new_tokens for the answer's length)")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self):
         _check_tiny(self.source, self.id)

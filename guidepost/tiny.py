@@ -220,29 +220,36 @@ QWEN2_5_VL_CHAT_TEMPLATE = (
 
 def build_tiny_qwen2_5_vl(folder: Path, seed: int = 0) -> None:
     """Write a tiny random Qwen2.5-VL (windowed ViT, M-RoPE Qwen2 text) with its real processor classes."""
+    patch, merge = 8, 2
+    # window_size = one merged token: the first layer attends within windows, the second globally.
+    vision = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "window_size": patch * merge,
+              "fullatt_block_indexes": [1]}
+    # At most 4x4 patches (2x2 image tokens after the 2x2 merge), at least one merged token; M-RoPE splits each
+    # head's 8 rotary frequencies between time, height and width.
+    build_random_qwen2_5_vl(folder, vision=vision, text={}, patch=patch, merge=merge, min_pixels=(patch * merge) ** 2,
+                            max_pixels=(2 * patch * merge) ** 2, mrope_section=[2, 3, 3], seed=seed)
+
+
+def build_random_qwen2_5_vl(folder: Path, *, vision: dict, text: dict, patch: int, merge: int, min_pixels: int,
+                            max_pixels: int, mrope_section: list[int], rope_theta: float = 1e6, seed: int = 0) -> None:
+    """Write a random Qwen2.5-VL of any size (tiny for tests, real sizes for benchmarks) with its processor."""
     from transformers import (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor,
                               Qwen2_5_VLTextConfig, Qwen2VLImageProcessor, Qwen2VLVideoProcessor)
 
     tokenizer = _byte_level_tokenizer(("<|vision_start|>", "<|vision_end|>", "<|video_pad|>", "<|im_start|>",
                                        "<|im_end|>"), image_token="<|image_pad|>")
-    patch, merge = 8, 2
-    # At most 4x4 patches (2x2 image tokens after the 2x2 merge), at least one merged token.
-    pixels = {"patch_size": patch, "merge_size": merge, "min_pixels": (patch * merge) ** 2,
-              "max_pixels": (2 * patch * merge) ** 2}
+    pixels = {"patch_size": patch, "merge_size": merge, "min_pixels": min_pixels, "max_pixels": max_pixels}
     processor = Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(**pixels),
                                     video_processor=Qwen2VLVideoProcessor(**pixels), tokenizer=tokenizer,
                                     chat_template=QWEN2_5_VL_CHAT_TEMPLATE)
-    # M-RoPE splits each head's 8 rotary frequencies between time, height and width.
-    text = _text_config(tokenizer, Qwen2_5_VLTextConfig, rope_parameters={"rope_type": "default", "rope_theta": 1e6,
-                                                                          "mrope_section": [2, 3, 3]})
-    # window_size = one merged token: the first layer attends within windows, the second globally.
-    vision = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "patch_size": patch,
-              "spatial_merge_size": merge, "window_size": patch * merge, "fullatt_block_indexes": [1],
-              "out_hidden_size": text.hidden_size}
+    tied = text.get("tie_word_embeddings", False)  # the model's own setting, not its text config's, in transformers 5
+    text = _text_config(tokenizer, Qwen2_5_VLTextConfig, rope_parameters={
+        "rope_type": "default", "rope_theta": rope_theta, "mrope_section": mrope_section}, **text)
+    vision = {**vision, "patch_size": patch, "spatial_merge_size": merge, "out_hidden_size": text.hidden_size}
     ids = tokenizer.convert_tokens_to_ids
     config = Qwen2_5_VLConfig(text_config=text.to_dict(), vision_config=vision, image_token_id=tokenizer.image_token_id,
                               video_token_id=ids("<|video_pad|>"), vision_start_token_id=ids("<|vision_start|>"),
-                              vision_end_token_id=ids("<|vision_end|>"))
+                              vision_end_token_id=ids("<|vision_end|>"), tie_word_embeddings=tied)
     _save_random(Qwen2_5_VLForConditionalGeneration, config, tokenizer, processor, folder, seed)
 
 

@@ -12,7 +12,7 @@ import torch
 from open_clip.transform import PreprocessCfg, image_transform_v2
 
 from ..hazards import Vocabulary
-from ..ir_cache import INT4_GROUP_SIZE, ensure_exported, export_identity, ir_folder
+from ..ir_cache import INT4_GROUP_SIZE, compiling, ensure_exported, export_identity, ir_folder
 from ..presets import DetectorSpec, OpenVINOSpec
 from .clip import ClipDetector, build_detector, create_open_clip
 
@@ -117,9 +117,13 @@ def load_openvino_detector(spec: DetectorSpec, model_ref: str, vocabulary: Vocab
     folder, _ = export_clip(spec, model_ref, ov_spec.weights, cache_dir)
     meta = json.loads((folder / META).read_text(encoding="utf-8"))
     core = ov.Core()
-    image_model = core.compile_model(folder / IMAGE_IR, ov_spec.device, properties)
+
+    def compile_tower(ir: str):
+        with compiling(folder):
+            return core.compile_model(folder / ir, ov_spec.device, properties)
+
     transform = image_transform_v2(PreprocessCfg(**meta["preprocess"]), is_train=False)
-    encoder = OpenVINOClipEncoder(image_model, lambda: core.compile_model(folder / TEXT_IR, ov_spec.device, properties),
+    encoder = OpenVINOClipEncoder(compile_tower(IMAGE_IR), lambda: compile_tower(TEXT_IR),
                                   identity=f"openvino-{ov_spec.weights}")
     log.info("CLIP %s on OpenVINO %s (%s) from %s", model_ref, ov_spec.device, ov_spec.weights, folder)
     return build_detector(encoder, transform, spec, model_ref, vocabulary, logit_scale=meta["logit_scale"],

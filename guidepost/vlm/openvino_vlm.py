@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from ..adapters import Adapter, save_merged
-from ..ir_cache import INT4_GROUP_SIZE, ensure_exported, export_identity, ir_folder, is_current
+from ..ir_cache import INT4_GROUP_SIZE, compiling, ensure_exported, export_identity, ir_folder, is_current
 from ..presets import OpenVINOSpec, VLMSpec
 from .base import VLM
 from .openvino_families import adapt_for_family, cap_lifted, lifted_export_caps
@@ -135,7 +135,11 @@ class OpenVINOVLM(VLM):
 
         folder, _ = export_vlm(spec, model_ref, ov_spec.weights, cache_dir, adapter)
         processor = AutoProcessor.from_pretrained(folder, **spec.processor_kwargs)
-        model = OVModelForVisualCausalLM.from_pretrained(folder, device=ov_spec.device, ov_config=properties)
+        with compiling(folder):
+            # compile_only: the parts are compiled straight from their files and no ov.Model is kept beside them,
+            # so a compiled model imported from OpenVINO's cache does not hold the weights twice (240 MiB here).
+            model = OVModelForVisualCausalLM.from_pretrained(folder, device=ov_spec.device, ov_config=properties,
+                                                             compile_only=True)
         adapt_for_family(model)
         log.info("VLM %s on OpenVINO %s (%s) from %s", spec.id, ov_spec.device, ov_spec.weights, folder)
         return cls(model, processor, spec, spec.id)

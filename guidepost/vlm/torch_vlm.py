@@ -77,8 +77,10 @@ class TorchVLM(VLM):
         prompt = inputs["input_ids"].shape[1]
         if max_len <= prompt + _WARM_UP_STEPS:
             raise ValueError(f"static_cache.max_len {max_len} leaves no room after a {prompt}-token prompt")
-        self.model.generate(**inputs, **{"do_sample": False, **self.spec.generate_kwargs},
-                            max_new_tokens=max_len + 1 - prompt, min_new_tokens=_WARM_UP_STEPS + 1,
+        # The warm-up's own min_new_tokens wins over a preset's (which pins answer lengths in benchmarks).
+        self.model.generate(**inputs, **{"do_sample": False, **self.spec.generate_kwargs,
+                                         "min_new_tokens": _WARM_UP_STEPS + 1},
+                            max_new_tokens=max_len + 1 - prompt,
                             stopping_criteria=StoppingCriteriaList([_AfterSteps(_WARM_UP_STEPS)]))
 
 

@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
 from guidepost import ConfigError, create_app
 from guidepost.config import PROJECT_ROOT
-from tests.helpers import presets_dir, started_app
+from tests.helpers import presets_dir, sse_events, started_app
 
 # The tools' stack: a gunicorn worker must never import it (it costs start-up time and memory in every worker).
 TOOLS_ONLY = ("guidepost_tools", "matplotlib", "nltk", "rouge_score", "kiwipiepy", "skimage", "sacrebleu")
@@ -50,6 +51,35 @@ def test_lazy_loads_on_the_first_request(model_cache, jpeg):
 def test_eager_loads_before_serving(model_cache):
     ext = started_app({"preset": "tiny", "model_cache": str(model_cache), "load": "eager"}).extensions["guidepost"]
     assert ext.ready and ext.pipeline is not None
+
+
+def test_a_server_is_ready_to_warn_while_its_vlm_warms_up(model_cache, jpeg, monkeypatch):
+    from guidepost.vlm.base import VLM
+
+    release, warming = threading.Event(), threading.Event()
+    forward = VLM.forward
+
+    def first_call_waits(self, *args, **kwargs):
+        if not warming.is_set():  # the warm-up's generation: held until the test lets it go
+            warming.set()
+            assert release.wait(60), "the test never released the warm-up"
+        return forward(self, *args, **kwargs)
+    monkeypatch.setattr(VLM, "forward", first_call_waits)
+    app = started_app({"preset": "tiny", "model_cache": str(model_cache), "load": "background"})
+    ext = app.extensions["guidepost"]
+    assert ext.wait(120) and ext.ready
+    assert warming.wait(30) and not ext.pipeline.vlm_warm.is_set(), "ready only after the VLM's warm-up"
+    client = app.test_client()
+    response = client.post("/process", data={"image": (io.BytesIO(jpeg), "p.jpg"), "objects": "car"},
+                           headers={"Accept": "text/event-stream"}, buffered=False)
+    chunks = response.response
+    first = sse_events([next(chunks)])
+    assert first[0][0] == "hazard" and first[0][1]["danger"] is True, "the warning does not wait for the VLM"
+    release.set()
+    events = sse_events(chunks)
+    done = next(data for name, data in events if name == "done")
+    assert done["fallback"] is False, "the description came after the warm-up"
+    assert ext.pipeline.vlm_warm.wait(30)
 
 
 def test_create_app_alone_loads_nothing(model_cache):

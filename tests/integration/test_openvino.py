@@ -105,15 +105,20 @@ def test_threads_share_the_compiled_models(ov_app, jpeg, street_photo):
         assert set(pool.map(post, range(16))) == {(200, False)}
 
 
-def test_restart_loads_the_ir_without_exporting(ov_app, make_app, ov_presets, monkeypatch):
+def test_restart_loads_the_ir_and_compiled_models_without_exporting(ov_app, make_app, ov_presets, monkeypatch):
     import optimum.exporters.openvino as optimum_export
 
     def must_not_export(*args, **kwargs):
         raise AssertionError("exported again despite the cached IR")
     monkeypatch.setattr(optimum_export, "main_export", must_not_export)
     monkeypatch.setattr(ov, "convert_model", must_not_export)
+    compiled = registry(ov_app).deployment.model_cache / "openvino" / "compiled"
+    blobs = {blob.name: blob.stat().st_mtime_ns for blob in compiled.glob("*.blob")}
+    assert blobs, "the first start left its compiled models in OpenVINO's cache"
     restarted = registry(make_app(preset="tiny-ov", presets_dir=str(ov_presets)))
     assert restarted.ready
+    assert {blob.name: blob.stat().st_mtime_ns for blob in compiled.glob("*.blob")} == blobs, \
+        "the restart compiled again instead of importing the compiled models"
     # The vocabulary embeddings came from the disk cache, so the CLIP text tower was never compiled.
     assert restarted.pipeline.detector.encoder._text_model is None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import io
+import time
 
 import pytest
 import torch._dynamo.utils
@@ -25,7 +26,9 @@ STATIC = "  static_cache: {enabled: true, max_len: 512}\n"
 def presets(tmp_path_factory):
     smolvlm = TINY.replace("tiny-llava", "tiny-idefics3")
     return presets_dir(tmp_path_factory.mktemp("static") / "models", **{
-        "tiny": TINY, "tiny-static": TINY + STATIC, "smolvlm": smolvlm, "smolvlm-static": smolvlm + STATIC})
+        "tiny": TINY, "tiny-static": TINY + STATIC, "smolvlm": smolvlm, "smolvlm-static": smolvlm + STATIC,
+        # A preset that pins every answer's length (as the benchmarks do) still compiles.
+        "tiny-static-pinned": TINY + STATIC + "  generate_kwargs: {min_new_tokens: 8}\n"})
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +65,15 @@ def test_compiled_decoding_gives_the_plain_tokens(make_app, presets, compile_bac
         expected = vlm_answer(plain_vlm, images, prompt)
         assert expected and vlm_answer(compiled_vlm, images, prompt) == expected
     assert graphs() == compiled_now
+
+
+def test_a_preset_with_its_own_min_new_tokens_compiles(make_app, presets, compile_backend, street_photo):
+    vlm = vlm_of(make_app(preset="tiny-static-pinned", presets_dir=str(presets)))
+    assert vlm.model.generation_config.cache_implementation == "static"
+    generation = vlm.stream(vlm.preprocess([street_photo], "Describe the scene."), deadline=time.monotonic() + 60)
+    for _ in generation:
+        pass
+    assert generation.new_tokens >= 8, "the preset's min_new_tokens holds for requests"
 
 
 def test_a_failed_compile_leaves_the_plain_path_serving(make_app, presets, compile_backend, jpeg, caplog,

@@ -63,6 +63,12 @@ def test_invalid_preset_file_names_the_field(tmp_path, model_cache):
         create_app({"preset": "broken", "presets_dir": str(tmp_path), "model_cache": str(model_cache)})
 
 
+def test_generate_kwargs_cannot_take_what_the_server_sets_per_request(tmp_path, model_cache):
+    presets_dir(tmp_path, greedy="detector: {arch: x}\nvlm: {id: y, generate_kwargs: {max_new_tokens: 9, top_k: 1}}\n")
+    with pytest.raises(ConfigError, match="vlm.generate_kwargs.*max_new_tokens cannot be set here.*vlm.max_new_tokens"):
+        create_app({"preset": "greedy", "presets_dir": str(tmp_path), "model_cache": str(model_cache)})
+
+
 def test_bad_openvino_device_fails_at_start_up(model_cache):
     with pytest.raises(ConfigError, match="use CPU, GPU, GPU.N, NPU or AUTO"):
         create_app({"preset": "tiny", "model_cache": str(model_cache), "backend": "openvino",
