@@ -4,13 +4,14 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from .files import build_once
 from .versions import version
@@ -102,18 +103,40 @@ def openvino_properties(hint: str, threads: int, device: str, extra: dict, cache
         properties["INFERENCE_NUM_THREADS"] = str(threads)
     # OpenVINO keeps each compiled model (GPU kernels; CPU graphs with repacked weights) so a restart imports it
     # instead of compiling: 1.7 s -> 0.35 s for SmolVLM's three CPU models. `CACHE_DIR: ""` in config turns it off.
-    properties.setdefault("CACHE_DIR", str(compiled_cache(cache_dir)))
+    compiled = compiled_cache(cache_dir)
+    if compiled is not None:
+        properties.setdefault("CACHE_DIR", str(compiled))
     return properties
 
 
-def compiled_cache(cache_dir: Path) -> Path:
-    """Where OpenVINO keeps compiled models (its own blob names; safe to delete, the next start refills it)."""
-    return Path(cache_dir) / "openvino" / "compiled"
+def compiled_cache(cache_dir: Path) -> Path | None:
+    """Where OpenVINO keeps compiled models (its own blob names; safe to delete, the next start refills it); None
+    when the model cache is read-only (an image baked with its IR), so models compile at each start instead."""
+    folder = Path(cache_dir) / "openvino" / "compiled"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass
+    if os.access(folder, os.W_OK | os.X_OK):
+        return folder
+    log.info("%s is not writable: OpenVINO compiles the models at every start", folder)
+    return None
 
 
 @contextlib.contextmanager
 def compiling(folder: Path) -> Iterator[None]:
     """Hold while compiling an IR folder's models: processes take turns, so one writes OpenVINO's cached blobs and
     the others import them (OpenVINO writes a blob in place; a process reading it half-written could fail)."""
-    with FileLock(folder.parent / f".{folder.name}.compile.lock"):
+    lock = FileLock(folder.parent / f".{folder.name}.compile.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info("waiting for another worker compiling %s", folder.name)
+        lock.acquire()
+    except OSError:  # a read-only model cache: nothing is written there, so there is nothing to take turns for
         yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()

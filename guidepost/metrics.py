@@ -60,8 +60,9 @@ class Metrics:
         self.ready = Gauge("guidepost_worker_ready", "1 once this worker's models are loaded, 0 before or after a "
                            "failed load (one series per gunicorn worker: the pid label).",
                            multiprocess_mode="liveall", registry=registry)
-        self.load_seconds = Gauge("guidepost_model_load_seconds", "How long this worker took to load and warm up "
-                                  "its models.", multiprocess_mode="liveall", registry=registry)
+        self.load_seconds = Gauge("guidepost_model_load_seconds", "How long this worker took to load its models and "
+                                  "warm up its detector (until it turned ready).", multiprocess_mode="liveall",
+                                  registry=registry)
         self.ready.set(0)
 
     def request_done(self, route: str, method: str, status: int, code: str | None, seconds: float) -> None:

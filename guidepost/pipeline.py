@@ -238,26 +238,22 @@ class Pipeline:
             runs.append(time.perf_counter() - started)
         self.min_deadline_ms = 10 * math.ceil((2 * sorted(runs)[1] * 1000 + 10) / 10)
         # The worker can warn from here on, so it does not wait for the VLM's warm-up (about 1 s on a CPU): the
-        # warm-up goes first in the model's queue, and a request arriving meanwhile gets its hazard at once and
-        # its description right after the warm-up.
+        # warm-up is queued on the model's thread at once, and a request arriving meanwhile gets its hazard at once
+        # and its description right after the warm-up.
         try:
             inputs = self.vlm.preprocess([blank], "Describe the image.")
-            generation = self.vlm.stream(inputs, deadline=time.monotonic() + max(self.deadline_s, 60),
-                                         max_new_tokens=1)
         except Exception as exc:
             self._vlm_warm_up_failed(exc)
             return
-        threading.Thread(target=self._finish_vlm_warm_up, args=(generation,), name="guidepost-vlm-warm-up",
-                         daemon=True).start()
+        threading.Thread(target=self._warm_up_vlm, args=(inputs,), name="guidepost-vlm-warm-up", daemon=True).start()
 
-    def _finish_vlm_warm_up(self, generation) -> None:
+    def _warm_up_vlm(self, inputs) -> None:
         try:
-            for _ in generation:
-                pass
+            # generate(), not stream(): a VLM may bound its own warm-up (an upstream: its timeout_s).
+            self.vlm.generate(inputs, deadline=time.monotonic() + max(self.deadline_s, 60), max_new_tokens=1)
         except Exception as exc:
             self._vlm_warm_up_failed(exc)
         finally:
-            generation.close()
             self.vlm_warm.set()
 
     def _vlm_warm_up_failed(self, exc: Exception) -> None:

@@ -68,7 +68,7 @@ def test_a_server_is_ready_to_warn_while_its_vlm_warms_up(model_cache, jpeg, mon
     app = started_app({"preset": "tiny", "model_cache": str(model_cache), "load": "background"})
     ext = app.extensions["guidepost"]
     assert ext.wait(120) and ext.ready
-    assert warming.wait(30) and not ext.pipeline.vlm_warm.is_set(), "ready only after the VLM's warm-up"
+    assert warming.wait(30) and not ext.pipeline.vlm_warm.is_set(), "the worker waited for the VLM's warm-up to turn ready"
     client = app.test_client()
     response = client.post("/process", data={"image": (io.BytesIO(jpeg), "p.jpg"), "objects": "car"},
                            headers={"Accept": "text/event-stream"}, buffered=False)

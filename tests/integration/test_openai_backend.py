@@ -89,6 +89,15 @@ def test_an_upstream_silent_past_the_deadline_gives_the_detector_s_answer(app, s
     assert result.fallback is True and result.reason == "timeout" and result.result.startswith("Caution: car")
 
 
+def test_a_silent_upstream_holds_start_up_for_its_timeout_only(model_cache, silent_url):
+    started = time.monotonic()
+    app = started_app({"preset": "tiny", "model_cache": str(model_cache), "load": "eager", "backend": "openai",
+                       "upstream_url": silent_url})  # the tiny preset's upstream timeout_s: the default 5 s
+    assert time.monotonic() - started < 30, "the VLM warm-up waited on the upstream past its timeout_s"
+    assert app.extensions["guidepost"].pipeline.vlm_warm.is_set()
+    app.extensions["guidepost"].backend.vlm.unwatch()
+
+
 def test_the_openai_backend_needs_an_upstream_url(model_cache):
     with pytest.raises(ConfigError, match="GUIDEPOST_UPSTREAM_URL"):
         create_app({"preset": "tiny", "model_cache": str(model_cache), "backend": "openai"})

@@ -88,3 +88,40 @@ def test_an_ir_made_by_another_transformers_is_stale(tmp_path, monkeypatch):
     real = ir_cache.version
     monkeypatch.setattr(ir_cache, "version", lambda name: "99.0" if name == "transformers" else real(name))
     assert not is_current(folder, export_identity("org/model", "main", "int8"))
+
+
+def test_compiled_models_are_cached_beside_the_ir_unless_the_cache_is_read_only(tmp_path, monkeypatch):
+    from guidepost import ir_cache
+
+    properties = ir_cache.openvino_properties("LATENCY", 0, "CPU", {}, tmp_path)
+    assert properties["CACHE_DIR"] == str(tmp_path / "openvino" / "compiled")
+    assert ir_cache.openvino_properties("LATENCY", 0, "CPU", {"CACHE_DIR": ""}, tmp_path)["CACHE_DIR"] == ""
+    # Tests run as root, for whom every folder is writable: make the access check answer as a read-only mount would.
+    monkeypatch.setattr(ir_cache.os, "access", lambda path, mode: False)
+    assert "CACHE_DIR" not in ir_cache.openvino_properties("LATENCY", 0, "CPU", {}, tmp_path)
+
+
+def test_compiling_takes_turns_and_tolerates_a_read_only_cache(tmp_path, monkeypatch):
+    from filelock import FileLock
+
+    from guidepost.ir_cache import compiling
+
+    folder = tmp_path / "openvino" / "model-main-int8"
+    folder.mkdir(parents=True)
+    other_entered = threading.Event()
+
+    def other():
+        with compiling(folder):
+            other_entered.set()
+    with compiling(folder):
+        thread = threading.Thread(target=other)
+        thread.start()
+        assert not other_entered.wait(0.3), "a second compile of the same IR ran while the first held the lock"
+    assert other_entered.wait(10)
+    thread.join()
+
+    def read_only(self, *args, **kwargs):
+        raise PermissionError("read-only file system")
+    monkeypatch.setattr(FileLock, "acquire", read_only)
+    with compiling(folder):
+        pass  # the models still compile, without the lock
