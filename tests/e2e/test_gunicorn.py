@@ -134,6 +134,13 @@ def front_spooling(gunicorn: int) -> bool:
     return False
 
 
+def in_flight(url: str) -> float:
+    """/process requests the server is answering now, from its /metrics."""
+    text = requests.get(f"{url}/metrics", timeout=30).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("guidepost_requests_in_flight"))
+
+
 @pytest.mark.parametrize("front", ["on", "off"])
 def test_sigterm_finishes_the_request_in_flight(model_cache, tmp_path, photo, front):
     # Its own server: stopping the module's shared one would break the tests that run after this one.
@@ -153,8 +160,11 @@ def test_sigterm_finishes_the_request_in_flight(model_cache, tmp_path, photo, fr
                     assert time.monotonic() < deadline, "the front never started reading the upload"
                     time.sleep(0.05)
             else:  # gunicorn itself is reading it: the request holds the worker's only admission slot
-                while requests.post(f"{local.url}/process", files={"image": ("q.jpg", big)}, timeout=30).status_code != 503:
+                # Only once it is inside /process: a request sent sooner could take the slot first.
+                while in_flight(local.url) < 1:
                     assert time.monotonic() < deadline, "the slow upload never reached the view"
+                    time.sleep(0.05)
+                assert requests.post(f"{local.url}/process", files={"image": ("q.jpg", big)}, timeout=30).status_code == 503
             local.proc.send_signal(signal.SIGTERM)
             upload.sendall(body[len(body) // 2:])
             response = http.client.HTTPResponse(upload)
