@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     torch_threads: int = Field(0, ge=0, description="Torch intra-op threads per worker; 0 lets gunicorn.conf.py decide.")
     static_cache: Literal["", "on", "off"] = Field(
         "", description="Override the preset's vlm.static_cache.enabled (torch backend: compiled decoding): on, off.")
+    batch_max_size: int = Field(0, ge=0, le=64, description="Override the preset's vlm.batch.max_size (requests "
+                                                            "generated together); 0: the preset's.")
+    batch_window_ms: float | None = Field(None, ge=0, le=1000, description="Override the preset's "
+                                          "vlm.batch.window_ms (how long a batch waits for more requests).")
     max_image_mb: float = Field(
         20.0, gt=0, description="Largest image in MB (413 above); a JSON body may be 4/3 of it for base64.")
     max_image_pixels: int = Field(64_000_000, gt=0, description="Largest decoded image in pixels (413 above).")

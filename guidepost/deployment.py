@@ -4,11 +4,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from .adapters import Adapter, resolve_adapter
 from .config import Settings
-from .presets import OpenVINOSpec, Preset, UpstreamSpec, load_preset
+from .presets import OpenVINOSpec, Preset, UpstreamSpec, VLMSpec, load_preset
 
 
 class Deployment(BaseModel):
@@ -36,9 +36,18 @@ def resolve_deployment(settings: Settings) -> Deployment:
                     # Without an explicit count, OpenVINO takes the worker's share of the cores like torch does.
                     "threads": settings.openvino_threads or preset.openvino.threads or settings.torch_threads}
     openvino = OpenVINOSpec(**{**preset.openvino.model_dump(), **{k: v for k, v in ov_overrides.items() if v}})
+    vlm = preset.vlm.model_dump()
     if settings.static_cache:
-        static = preset.vlm.static_cache.model_copy(update={"enabled": settings.static_cache == "on"})
-        preset = preset.model_copy(update={"vlm": preset.vlm.model_copy(update={"static_cache": static})})
+        vlm["static_cache"]["enabled"] = settings.static_cache == "on"
+    if settings.batch_max_size:
+        vlm["batch"]["max_size"] = settings.batch_max_size
+    if settings.batch_window_ms is not None:
+        vlm["batch"]["window_ms"] = settings.batch_window_ms
+    try:  # validated again: an override can make a combination the preset could not hold (compiled decoding + batches)
+        preset = preset.model_copy(update={"vlm": VLMSpec.model_validate(vlm)})
+    except ValidationError as exc:
+        reasons = "; ".join(error["msg"].removeprefix("Value error, ") for error in exc.errors())
+        raise ValueError(f"preset '{preset.name}' with GUIDEPOST_STATIC_CACHE / GUIDEPOST_BATCH_*: {reasons}") from None
     backend = settings.backend or preset.backend
     upstream = _upstream(preset, settings, required=backend == "openai")
     api_key = settings.upstream_api_key or (os.environ.get(upstream.api_key_env, "") if upstream.api_key_env else "")

@@ -75,6 +75,16 @@ def test_bad_openvino_device_fails_at_start_up(model_cache):
                     "openvino_device": "TPU", "load": "eager"})
 
 
+def test_the_environment_turns_batching_on_but_not_beside_compiled_decoding(model_cache, monkeypatch):
+    monkeypatch.setenv("GUIDEPOST_BATCH_MAX_SIZE", "8")
+    monkeypatch.setenv("GUIDEPOST_BATCH_WINDOW_MS", "20")
+    batch = create_app({"preset": "tiny", "model_cache": str(model_cache)}).extensions["guidepost"].preset.vlm.batch
+    assert (batch.max_size, batch.window_ms) == (8, 20.0)
+    monkeypatch.setenv("GUIDEPOST_STATIC_CACHE", "on")
+    with pytest.raises(ConfigError, match="GUIDEPOST_BATCH_.*static_cache and vlm.batch.max_size > 1 do not combine"):
+        create_app({"preset": "tiny", "model_cache": str(model_cache)})
+
+
 def test_readme_documents_every_setting():
     from guidepost.config import PROJECT_ROOT, Settings
     readme = (PROJECT_ROOT / "README.md").read_text()
