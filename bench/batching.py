@@ -47,8 +47,13 @@ def app_for(vlm_dir: Path, config: str, batch: dict, max_new_tokens: int, cache:
     preset = yaml.safe_load((folder / "default.yaml").read_text())
     preset["vlm"]["batch"] = batch
     (folder / "default.yaml").write_text(yaml.safe_dump(preset))
-    app = create_app({"presets_dir": str(folder), "model_cache": str(cache), "load": "eager", "threads": 32,
-                      "max_queue": 31, "max_in_flight": 31, "generate_timeout_s": 600})
+    return open_app(folder, cache)
+
+
+def open_app(presets_dir: Path, cache: Path, preset: str = "default"):
+    """A loaded app on the presets folder whose bounds let every client reach the VLM (threads, queue, deadline)."""
+    app = create_app({"presets_dir": str(presets_dir), "preset": preset, "model_cache": str(cache), "load": "eager",
+                      "threads": 32, "max_queue": 31, "max_in_flight": 31, "generate_timeout_s": 600})
     app.extensions["guidepost"].start()
     return app
 

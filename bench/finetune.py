@@ -30,7 +30,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -39,6 +38,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from bench import children  # noqa: E402
 from bench.architectures import build_smolvlm_256m, built  # noqa: E402
 from bench.backends import _machine  # noqa: E402
+from bench.presets import decode_exactly, shipped, write_presets  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "read" / "data.jsonl"
 ADAPTER = "bench-smolvlm-256m"
@@ -46,17 +46,11 @@ ADAPTER = "bench-smolvlm-256m"
 
 def presets(folder: Path, vlm_dir: Path, device: str, max_new_tokens: int) -> Path:
     """A presets folder: `default` with the random real-size SmolVLM and a random ViT-B-32; `tiny` as shipped."""
-    preset = yaml.safe_load((ROOT / "models" / "default.yaml").read_text())
+    preset = shipped("default")
     preset["device"] = device
     preset["detector"]["pretrained"] = None  # the real ViT-B-32 architecture, random weights
-    # min_new_tokens: random weights must not stop early, so every variant decodes the same number of tokens.
-    preset["vlm"].update(id=str(vlm_dir), max_new_tokens=max_new_tokens,
-                         generate_kwargs={"min_new_tokens": max_new_tokens})
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "default.yaml").write_text(yaml.safe_dump(preset))
-    for name in ("tiny", "vocabulary"):
-        (folder / f"{name}.yaml").write_text((ROOT / "models" / f"{name}.yaml").read_text())
-    return folder
+    preset["vlm"]["id"] = str(vlm_dir)
+    return write_presets(folder, default=decode_exactly(preset, max_new_tokens), tiny=shipped("tiny"))
 
 
 def _app(args: dict, **overrides):

@@ -28,16 +28,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.architectures import build_llava_15_7b, build_qwen2_5_vl_3b, built  # noqa: E402
-from bench.batching import level  # noqa: E402
+from bench.batching import level, open_app  # noqa: E402
+from bench.presets import decode_exactly, shipped, write_presets  # noqa: E402
 from bench.request_cost import photos  # noqa: E402
-from guidepost import create_app, tiny  # noqa: E402
+from guidepost import tiny  # noqa: E402
 from guidepost.config import PROJECT_ROOT  # noqa: E402
 
 ARCHES = {"llava-1.5-7b": build_llava_15_7b, "qwen2.5-vl-3b": build_qwen2_5_vl_3b, "tiny": None}
@@ -64,18 +64,12 @@ def model_folder(arch: str, cache: Path) -> Path:
 
 def presets(arch: str, vlm_dir: Path, setting: str, max_new_tokens: int, tmp: Path) -> Path:
     """A presets folder holding the architecture's shipped preset over the random weights, as `setting` says."""
-    preset = yaml.safe_load((PROJECT_ROOT / "models" / f"{arch}.yaml").read_text())
+    preset = shipped(arch)
     if ARCHES[arch] is not None:
         preset["vlm"]["id"] = str(vlm_dir)
         preset["detector"]["pretrained"] = None  # the preset's CLIP architecture, random weights
-    # min_new_tokens: random weights must not stop early, so every answer decodes the same number of tokens.
-    preset["vlm"].update(max_new_tokens=max_new_tokens, generate_kwargs={"min_new_tokens": max_new_tokens},
-                         **SETTINGS[setting])
-    folder = tmp / f"{arch}-{setting}"
-    folder.mkdir(parents=True)
-    (folder / f"{arch}.yaml").write_text(yaml.safe_dump(preset))
-    (folder / "vocabulary.yaml").write_text((PROJECT_ROOT / "models" / "vocabulary.yaml").read_text())
-    return folder
+    preset["vlm"].update(SETTINGS[setting])
+    return write_presets(tmp / f"{arch}-{setting}", **{arch: decode_exactly(preset, max_new_tokens)})
 
 
 def machine() -> dict:
@@ -144,10 +138,8 @@ def main() -> None:
             vlm_dir = model_folder(arch, args.cache)
             for setting in settings:
                 started = time.perf_counter()
-                app = create_app({"presets_dir": str(presets(arch, vlm_dir, setting, args.max_new_tokens, Path(tmp))),
-                                  "preset": arch, "model_cache": str(args.cache), "load": "eager", "threads": 32,
-                                  "max_queue": 31, "max_in_flight": 31, "generate_timeout_s": 600})
-                app.extensions["guidepost"].start()  # compiled decoding compiles here, before the first request
+                # Compiled decoding compiles while the app loads, before the first request.
+                app = open_app(presets(arch, vlm_dir, setting, args.max_new_tokens, Path(tmp)), args.cache, arch)
                 report["load_s"][f"{arch} {setting}"] = round(time.perf_counter() - started, 1)
                 for clients in [int(x) for x in args.levels.split(",")]:
                     row = level(app, images, clients, max(args.requests, clients))

@@ -29,8 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import yaml  # noqa: E402
-
+from bench.presets import shipped, write_presets  # noqa: E402
 from guidepost.files import atomic_write  # noqa: E402
 from guidepost_tools.loadtest.payloads import build_payloads, default_photos  # noqa: E402
 from guidepost_tools.loadtest.report import summarise_level  # noqa: E402
@@ -58,12 +57,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def front_preset(folder: Path) -> Path:
     """A presets folder with `front`: the tiny preset on the openai backend (the model is the upstream's)."""
-    preset = yaml.safe_load((ROOT / "models" / "tiny.yaml").read_text())
+    preset = shipped("tiny")
     preset.update(backend="openai", description="tiny detector here, generation on the upstream")
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "front.yaml").write_text(yaml.safe_dump(preset))
-    (folder / "vocabulary.yaml").write_text((ROOT / "models" / "vocabulary.yaml").read_text())
-    return folder
+    return write_presets(folder, front=preset)
 
 
 def main(argv=None) -> int:

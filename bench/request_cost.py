@@ -27,7 +27,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -37,6 +36,7 @@ from guidepost.config import PROJECT_ROOT  # noqa: E402
 from guidepost_tools.photos import jpeg_bytes, sample_photo  # noqa: E402
 from guidepost import create_app  # noqa: E402
 from bench.architectures import build_smolvlm_256m, built  # noqa: E402
+from bench.presets import decode_exactly, shipped, write_presets  # noqa: E402
 
 # Each configuration: the preset's backend, OpenVINO weights and SmolVLM's image splitting.
 CONFIGS = {"torch, one tile": ("torch", None, False),
@@ -48,19 +48,13 @@ CONFIGS = {"torch, one tile": ("torch", None, False),
 def preset_folder(vlm_dir: Path, config: str, max_new_tokens: int, tmp: Path) -> Path:
     """A presets folder: the default preset with random local weights, configured as CONFIGS[config] says."""
     backend, weights, splitting = CONFIGS[config]
-    preset = yaml.safe_load((PROJECT_ROOT / "models" / "default.yaml").read_text())
+    preset = shipped("default")
     preset.update(device="cpu", backend=backend)
     if weights:
         preset["openvino"]["weights"] = weights
     preset["detector"]["pretrained"] = None  # real ViT-B-32 architecture, random weights
-    # min_new_tokens: random weights must not stop early, so every run decodes the same number of tokens.
-    preset["vlm"].update(id=str(vlm_dir), max_new_tokens=max_new_tokens,
-                         processor_kwargs={"do_image_splitting": splitting},
-                         generate_kwargs={"min_new_tokens": max_new_tokens})
-    folder = Path(tempfile.mkdtemp(dir=tmp))
-    (folder / "default.yaml").write_text(yaml.safe_dump(preset))
-    (folder / "vocabulary.yaml").write_text((PROJECT_ROOT / "models" / "vocabulary.yaml").read_text())
-    return folder
+    preset["vlm"].update(id=str(vlm_dir), processor_kwargs={"do_image_splitting": splitting})
+    return write_presets(Path(tempfile.mkdtemp(dir=tmp)), default=decode_exactly(preset, max_new_tokens))
 
 
 def photos() -> dict[str, bytes]:

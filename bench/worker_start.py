@@ -36,7 +36,6 @@ from pathlib import Path
 
 import psutil
 import requests
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -97,16 +96,13 @@ def start_once(root: Path, cache: Path, preset: dict) -> dict:
 def default_preset(cache: Path, folder: Path) -> dict:
     """The default preset as shipped, over random real-size weights: a presets folder and the variables naming it."""
     from bench.architectures import build_clip_vit_b_32, build_smolvlm_256m, built
-    from guidepost.config import PROJECT_ROOT
+    from bench.presets import shipped, write_presets
 
-    preset = yaml.safe_load((PROJECT_ROOT / "models" / "default.yaml").read_text())
+    preset = shipped("default")
     preset["vlm"]["id"] = str(built(cache, "smolvlm-256m-random", build_smolvlm_256m))
     preset["detector"].update(arch=f"local-dir:{built(cache, 'clip-vit-b-32', build_clip_vit_b_32)}",
                               pretrained=None)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "default.yaml").write_text(yaml.safe_dump(preset))
-    (folder / "vocabulary.yaml").write_text((PROJECT_ROOT / "models" / "vocabulary.yaml").read_text())
-    return {"GUIDEPOST_PRESET": "default", "GUIDEPOST_PRESETS_DIR": str(folder)}
+    return {"GUIDEPOST_PRESET": "default", "GUIDEPOST_PRESETS_DIR": str(write_presets(folder, default=preset))}
 
 
 def main() -> None:
