@@ -103,9 +103,8 @@ def openvino_properties(hint: str, threads: int, device: str, extra: dict, cache
         properties["INFERENCE_NUM_THREADS"] = str(threads)
     # OpenVINO keeps each compiled model (GPU kernels; CPU graphs with repacked weights) so a restart imports it
     # instead of compiling: 1.7 s -> 0.35 s for SmolVLM's three CPU models. `CACHE_DIR: ""` in config turns it off.
-    compiled = compiled_cache(cache_dir)
-    if compiled is not None:
-        properties.setdefault("CACHE_DIR", str(compiled))
+    if "CACHE_DIR" not in properties and (compiled := compiled_cache(cache_dir)) is not None:
+        properties["CACHE_DIR"] = str(compiled)
     return properties
 
 

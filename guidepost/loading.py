@@ -25,7 +25,7 @@ class ModelLoadError(RuntimeError):
 
 
 def load_pipeline(deployment: Deployment, vocabulary: Vocabulary, prompts: PromptBook, **pipeline_options):
-    """(pipeline, backend) with both models loaded, the detector warmed up and the VLM's warm-up queued
+    """(pipeline, backend) with both models loaded, the detector warmed up and the VLM's warm-up started
     (pipeline.vlm_warm is set when it ends); ModelLoadError with the backend's hint.
     pipeline_options: the Pipeline's request settings (deadline_s, max_question_chars, vlm_slots, keepalive_s)."""
     import torch  # here, not at import: the gunicorn master never touches torch

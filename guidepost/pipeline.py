@@ -237,29 +237,22 @@ class Pipeline:
             self.detector.detect(blank)
             runs.append(time.perf_counter() - started)
         self.min_deadline_ms = 10 * math.ceil((2 * sorted(runs)[1] * 1000 + 10) / 10)
-        # The worker can warn from here on, so it does not wait for the VLM's warm-up (about 1 s on a CPU): the
-        # warm-up is queued on the model's thread at once, and a request arriving meanwhile gets its hazard at once
-        # and its description right after the warm-up.
+        # The worker can warn from here on, so it does not wait for the VLM's warm-up (about 1 s on a CPU): a
+        # request arriving meanwhile gets its hazard at once and its description after the warm-up, which reaches
+        # the model's queue first (it has no photo to decode nor detector to run).
+        threading.Thread(target=self._warm_up_vlm, args=(blank,), name="guidepost-vlm-warm-up", daemon=True).start()
+
+    def _warm_up_vlm(self, blank: Image.Image) -> None:
         try:
             inputs = self.vlm.preprocess([blank], "Describe the image.")
-        except Exception as exc:
-            self._vlm_warm_up_failed(exc)
-            return
-        threading.Thread(target=self._warm_up_vlm, args=(inputs,), name="guidepost-vlm-warm-up", daemon=True).start()
-
-    def _warm_up_vlm(self, inputs) -> None:
-        try:
             # generate(), not stream(): a VLM may bound its own warm-up (an upstream: its timeout_s).
             self.vlm.generate(inputs, deadline=time.monotonic() + max(self.deadline_s, 60), max_new_tokens=1)
         except Exception as exc:
-            self._vlm_warm_up_failed(exc)
+            # Still serve: every request can fall back to the detector, which keeps hazards audible.
+            log.warning("VLM warm-up failed; requests will fall back to the detector: %s: %s",
+                        type(exc).__name__, exc)
         finally:
             self.vlm_warm.set()
-
-    def _vlm_warm_up_failed(self, exc: Exception) -> None:
-        # Still serve: every request can fall back to the detector, which keeps hazards audible.
-        log.warning("VLM warm-up failed; requests will fall back to the detector: %s: %s", type(exc).__name__, exc)
-        self.vlm_warm.set()
 
     def _template_values(self, detections: list[Detection], assessment: Assessment, request: SceneRequest) -> dict:
         # Only vocabulary names reach the instructions; client labels it does not know only as quoted data.
