@@ -101,6 +101,20 @@ def presets_dir(folder, **presets: str):
     return folder
 
 
+def metric_samples(text: str) -> dict[tuple, float]:
+    """Every sample of a /metrics text as {(name, sorted labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def metric_total(samples: dict, name: str, **labels) -> float:
+    """The sum over every series of `name` whose labels include `labels` (every worker's, under gunicorn)."""
+    return sum(value for (sample, labels_), value in samples.items()
+               if sample == name and labels.items() <= dict(labels_).items())
+
+
 def sse_events(chunks) -> list[tuple[str, object]]:
     """Server-Sent Events from text chunks: (event name, parsed JSON data), and ("comment", text) for comments."""
     import json

@@ -19,7 +19,7 @@ from urllib3 import encode_multipart_formdata
 from guidepost.config import PROJECT_ROOT
 from guidepost_tools.http_client import retrying_session
 from guidepost_tools.loadtest.server import LocalServer, local_server_pid
-from tests.helpers import FlaskCli, encode
+from tests.helpers import FlaskCli, encode, metric_samples, metric_total
 
 pytestmark = pytest.mark.e2e
 
@@ -136,9 +136,7 @@ def front_spooling(gunicorn: int) -> bool:
 
 def in_flight(url: str) -> float:
     """/process requests the server is answering now, from its /metrics."""
-    text = requests.get(f"{url}/metrics", timeout=30).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("guidepost_requests_in_flight"))
+    return metric_total(metric_samples(requests.get(f"{url}/metrics", timeout=30).text), "guidepost_requests_in_flight")
 
 
 @pytest.mark.parametrize("front", ["on", "off"])

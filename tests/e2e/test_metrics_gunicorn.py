@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 import psutil
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from guidepost_tools.http_client import wait_ready
 from tests.e2e.conftest import API_KEY
+from tests.helpers import metric_samples, metric_total
 
 pytestmark = pytest.mark.e2e
 KEY = {"X-API-Key": API_KEY}
@@ -22,14 +22,7 @@ KEY = {"X-API-Key": API_KEY}
 def scrape(base: str) -> dict[tuple, float]:
     response = requests.get(f"{base}/metrics", headers=KEY, timeout=10)
     assert response.status_code == 200, response.text
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(response.text) for sample in family.samples}
-
-
-def total(samples: dict, name: str, **labels) -> float:
-    """The sum over every series of `name` whose labels include `labels` (every worker's, under gunicorn)."""
-    return sum(value for (sample, labels_), value in samples.items()
-               if sample == name and labels.items() <= dict(labels_).items())
+    return metric_samples(response.text)
 
 
 def readyz_by_worker(base: str, limit: int = 50) -> Counter:
@@ -59,7 +52,7 @@ def test_counts_add_up_across_workers(keyed_server, jpeg):
         assert b"event: done" in streamed.raw.read()
 
     def added(name, **labels):
-        return total(after, name, **labels) - total(before, name, **labels)
+        return metric_total(after, name, **labels) - metric_total(before, name, **labels)
 
     # A request is counted once its answer has gone out, an instant after the client has it: scrape until all are.
     deadline = time.monotonic() + 30
@@ -76,9 +69,9 @@ def test_counts_add_up_across_workers(keyed_server, jpeg):
     assert added("guidepost_answers_total") == 3 and added("guidepost_fallbacks_total", reason="quick") == 1
     assert added("guidepost_time_to_first_event_seconds_count") == 1
     for pid in seen:
-        assert total(after, "guidepost_worker_ready", pid=str(pid)) == 1
-        assert total(after, "guidepost_model_load_seconds", pid=str(pid)) > 0
-    assert total(after, "guidepost_requests_in_flight") == 0
+        assert metric_total(after, "guidepost_worker_ready", pid=str(pid)) == 1
+        assert metric_total(after, "guidepost_model_load_seconds", pid=str(pid)) > 0
+    assert metric_total(after, "guidepost_requests_in_flight") == 0
 
 
 def test_a_dead_workers_gauges_leave_and_its_counts_stay(keyed_server):
@@ -87,13 +80,13 @@ def test_a_dead_workers_gauges_leave_and_its_counts_stay(keyed_server):
     workers = [child.pid for child in psutil.Process(keyed_server.proc.pid).children() if child.name() != "nginx"]
     victim = workers[0]
     before = scrape(base)
-    assert total(before, "guidepost_worker_ready", pid=str(victim)) == 1
+    assert metric_total(before, "guidepost_worker_ready", pid=str(victim)) == 1
     process = psutil.Process(victim)
     os.kill(victim, signal.SIGTERM)  # a graceful exit: gunicorn's child_exit hook runs, then a new worker starts
     process.wait(timeout=60)
     wait_ready(base, 180, workers=2)  # the replacement has loaded its models: the next tests see two ready workers
     after = scrape(base)
     assert not [key for key in after if key[0] == "guidepost_worker_ready" and ("pid", str(victim)) in key[1]]
-    assert total(after, "guidepost_worker_ready") == 2
-    assert total(after, "guidepost_requests_total") >= total(before, "guidepost_requests_total"), \
+    assert metric_total(after, "guidepost_worker_ready") == 2
+    assert metric_total(after, "guidepost_requests_total") >= metric_total(before, "guidepost_requests_total"), \
         "the dead worker's counts are still summed"

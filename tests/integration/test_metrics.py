@@ -4,7 +4,8 @@ from __future__ import annotations
 import io
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+
+from tests.helpers import metric_samples
 
 
 def scrape(client, headers=None) -> dict[tuple, float]:
@@ -12,8 +13,7 @@ def scrape(client, headers=None) -> dict[tuple, float]:
     response = client.get("/metrics", headers=headers or {}, buffered=True)
     assert response.status_code == 200, response.data
     assert response.mimetype == "text/plain"
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(response.get_data(as_text=True)) for sample in family.samples}
+    return metric_samples(response.get_data(as_text=True))
 
 
 def value(samples: dict, name: str, **labels) -> float:
